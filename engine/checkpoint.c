@@ -1,0 +1,2 @@
+/* engine/checkpoint.c */
+#include "checkpoint.h"

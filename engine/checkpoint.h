@@ -1,0 +1,4 @@
+/* engine/checkpoint.h */
+#pragma once
+
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* engine/image.c */
+#include "image.h"

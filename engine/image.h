@@ -1,0 +1,4 @@
+/* engine/image.h */
+#pragma once
+
+#include <glib.h>

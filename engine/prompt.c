@@ -1,0 +1,2 @@
+/* engine/prompt.c */
+#include "prompt.h"

@@ -1,0 +1,4 @@
+/* engine/prompt.h */
+#pragma once
+
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* engine/rng.c */
+#include "rng.h"

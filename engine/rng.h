@@ -1,0 +1,4 @@
+/* engine/rng.h */
+#pragma once
+
+#include <glib.h>

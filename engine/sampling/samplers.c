@@ -1,0 +1,2 @@
+/* engine/sampling/samplers.c */
+#include "samplers.h"

@@ -1,0 +1,4 @@
+/* engine/sampling/samplers.h */
+#pragma once
+
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* engine/sampling/schedules.c */
+#include "schedules.h"

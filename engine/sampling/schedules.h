@@ -1,0 +1,4 @@
+/* engine/sampling/schedules.h */
+#pragma once
+
+#include <glib.h>

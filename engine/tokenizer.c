@@ -1,0 +1,2 @@
+/* engine/tokenizer.c */
+#include "tokenizer.h"

@@ -1,0 +1,4 @@
+/* engine/tokenizer.h */
+#pragma once
+
+#include <glib.h>

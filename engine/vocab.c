@@ -1,0 +1,2 @@
+/* engine/vocab.c */
+#include "vocab.h"

@@ -1,0 +1,4 @@
+/* engine/vocab.h */
+#pragma once
+
+#include <glib.h>

@@ -1,0 +1,10 @@
+/* tests/fuzz/fuzz-tokenizer.c: libFuzzer target (not written yet). */
+#include <glib.h>
+
+int LLVMFuzzerTestOneInput (const guint8 *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput (const guint8 *data, size_t size)
+{
+  return 0;
+}

@@ -1,0 +1,9 @@
+/* tests/test-prompt.c */
+#include "testutil.h"
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  return g_test_run ();
+}
