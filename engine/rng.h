@@ -1,4 +1,28 @@
-/* engine/rng.h */
+/* engine/rng.h: noise identical to PyTorch's torch.manual_seed(seed) + torch.randn(shape):
+ * on the CPU (MT19937; what ComfyUI uses) and on CUDA (Philox4x32-10; A1111's default GPU noise).
+ * Values come out in PyTorch's order for a contiguous tensor of n elements. */
 #pragma once
 
 #include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  EASEL_RNG_CPU,    /* torch CPU generator: only the low 32 bits of the seed matter */
+  EASEL_RNG_CUDA,   /* torch CUDA generator (Philox): all 64 bits */
+} EaselRngKind;
+
+typedef struct _EaselRng EaselRng;
+
+EaselRng *easel_rng_new (EaselRngKind kind, guint64 seed);   /* = torch.manual_seed(seed) */
+void      easel_rng_free (EaselRng *rng);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselRng, easel_rng_free)
+
+/* out[0..n) = torch.randn(n) drawn from the generator's current state, which then advances
+ * exactly as PyTorch's does, so successive calls match successive torch.randn calls. */
+void easel_rng_randn (EaselRng *rng, float *out, gsize n);
+
+/* Parses "cpu" / "cuda"; FALSE for anything else. */
+gboolean easel_rng_kind_from_name (const char *name, EaselRngKind *out);
+
+G_END_DECLS
