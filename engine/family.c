@@ -273,7 +273,8 @@ find_text_encoders (const Keys *k, EaselDetection *d)
   qsort (d->text_encoders, d->n_text_encoders, sizeof (EaselTextEncoderInfo), cmp_encoder);
 }
 
-static void G_GNUC_PRINTF (3, 4)
+/* Sets the family and its reason; returns family != UNKNOWN. */
+static gboolean G_GNUC_PRINTF (3, 4)
 decide (EaselDetection *d, EaselFamily family, const char *format, ...)
 {
   va_list ap;
@@ -281,6 +282,7 @@ decide (EaselDetection *d, EaselFamily family, const char *format, ...)
   va_start (ap, format);
   g_vsnprintf (d->reason, sizeof d->reason, format, ap);
   va_end (ap);
+  return family != EASEL_FAMILY_UNKNOWN;
 }
 
 /* Width per time id when adm_in - pooled splits into n even-width sinusoids; 0 otherwise. */
@@ -333,7 +335,7 @@ sdxl_time_ids (EaselDetection *d, const char **why)
   return 0;
 }
 
-static void
+static gboolean
 classify (EaselDetection *d)
 {
   gint64 te_sum = 0;
@@ -393,7 +395,7 @@ classify (EaselDetection *d)
 }
 
 /* Why there is no UNet: name what the file looks like instead. */
-static void
+static gboolean
 explain_no_unet (const Keys *k, EaselDetection *d)
 {
   for (gsize i = 0; i < k->n; i++) {
@@ -407,7 +409,7 @@ explain_no_unet (const Keys *k, EaselDetection *d)
     if (g_str_has_prefix (n, "adapter."))
       return decide (d, EASEL_FAMILY_UNKNOWN, "no UNet: a T2I-Adapter, not a checkpoint");
   }
-  decide (d, EASEL_FAMILY_UNKNOWN, "no UNet weights (model.diffusion_model.*, unet/* or a bare UNet)");
+  return decide (d, EASEL_FAMILY_UNKNOWN, "no UNet weights (model.diffusion_model.*, unet/* or a bare UNet)");
 }
 
 void
