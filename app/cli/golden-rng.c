@@ -4,10 +4,15 @@
  * "cuda"), "file" and "tensor". A tensor name with "<i>" in it is a sequence: every tensor of
  * the file matching the pattern, in the order of i, is drawn from one generator after a single
  * manual_seed. The element count comes from each reference tensor (checked against "shape" when
- * given). CPU values must be bit-identical; CUDA values may differ by 1 ulp (curand's sin/cos are
- * the GPU's approximate hardware functions). */
+ * given). CPU values must be bit-identical. CUDA values must be within 1 ulp, or, where not, within
+ * the error of the GPU's hardware sine (MUFU.SIN, which curand's __sincosf uses and Easel does
+ * not reproduce bit for bit): at most 5.75 * 2^-24 absolute, measured on an H100 over every
+ * argument curand can produce, times the Box-Muller radius, which is below 6.8 since u >= 2^-33;
+ * so 7 * 2^-21 in all. Any error in the Philox stream, the thread layout or the offsets gives
+ * differences of order 1. Both counts are reported. */
 #include "golden.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,28 +161,40 @@ ordered_bits (float f)
   return i < 0 ? -(gint64) (i & 0x7fffffff) : (gint64) i;
 }
 
-/* got vs want within max_ulp units in the last place; reports the first difference beyond it */
+#define CUDA_SFU_TOL (7.0 * 0x1p-21)
+
+/* got vs want: within max_ulp units in the last place, or (when abs_tol > 0) within abs_tol;
+ * reports the first value beyond both */
 static gboolean
-compare_ulp (EaselGolden *g, const char *label, const float *got, const float *want, gsize n, gint64 max_ulp)
+compare_ulp (EaselGolden *g, const char *label, const float *got, const float *want, gsize n,
+             gint64 max_ulp, double abs_tol)
 {
   gint64 worst = 0;
-  gsize first = n, over = 0;
+  gsize first = n, over = 0, over_ulp = 0;
+  double worst_abs = 0.0;
   for (gsize i = 0; i < n; i++) {
     gint64 d = llabs (ordered_bits (got[i]) - ordered_bits (want[i]));
+    double a = fabs ((double) got[i] - (double) want[i]);
     if (d > max_ulp) {
-      if (first == n)
-        first = i;
-      over++;
+      over_ulp++;
+      if (!(a <= abs_tol)) {
+        if (first == n)
+          first = i;
+        over++;
+      }
     }
     worst = MAX (worst, d);
+    worst_abs = MAX (worst_abs, a);
   }
   if (easel_golden_verbose (g) && worst > 0)
-    g_print ("  %s: largest difference %" G_GINT64_FORMAT " ulp\n", label, worst);
+    g_print ("  %s: %" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT " beyond %" G_GINT64_FORMAT " ulp (worst %" G_GINT64_FORMAT
+             " ulp, %.3g abs)\n", label, over_ulp, n, max_ulp, worst, worst_abs);
   if (over == 0)
     return TRUE;
   easel_golden_fail (g, "%s: %" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT " values differ by more than %" G_GINT64_FORMAT
-                     " ulp (worst %" G_GINT64_FORMAT "); first at [%" G_GSIZE_FORMAT "] got %.9g want %.9g",
-                     label, over, n, max_ulp, worst, first, got[first], want[first]);
+                     " ulp%s (worst %" G_GINT64_FORMAT " ulp, %.3g abs); first at [%" G_GSIZE_FORMAT "] got %.9g want %.9g",
+                     label, over, n, max_ulp, abs_tol > 0 ? " and the GPU sine's error" : "", worst, worst_abs,
+                     first, got[first], want[first]);
   return FALSE;
 }
 
@@ -247,7 +264,10 @@ run_rng (EaselGolden *g, EaselGoldenCase *c, GError **error)
     got = g_new (float, t->n_elements);
     easel_rng_randn (rng, got, t->n_elements);
     label = tensors->len > 1 ? g_strdup_printf ("call %u (%s)", i, t->name) : g_strdup (t->name);
-    ok &= compare_ulp (g, label, got, want, t->n_elements, rc->kind == EASEL_RNG_CPU ? 0 : 1);
+    if (rc->kind == EASEL_RNG_CPU)
+      ok &= compare_ulp (g, label, got, want, t->n_elements, 0, 0.0);
+    else
+      ok &= compare_ulp (g, label, got, want, t->n_elements, 1, CUDA_SFU_TOL);
   }
   return ok;
 }
