@@ -419,6 +419,13 @@ easel_rng_randn (EaselRng *rng, float *out, gsize n)
     cuda_randn (rng, out, n);
 }
 
+guint32
+easel_rng_cpu_u32 (EaselRng *rng)
+{
+  g_return_val_if_fail (rng != NULL && rng->kind == EASEL_RNG_CPU, 0);
+  return mt_next (rng);
+}
+
 gboolean
 easel_rng_kind_from_name (const char *name, EaselRngKind *out)
 {

@@ -30,6 +30,10 @@ void easel_rng_randn (EaselRng *rng, float *out, gsize n);
  * 0 multiprocessors removes the cap again. */
 void easel_rng_set_cuda_device (EaselRng *rng, guint multiprocessors, guint max_threads_per_multiprocessor);
 
+/* CPU only: the generator's next raw MT19937 word (torch's CPUGeneratorImpl::random ()); for
+ * tests against MT19937's published outputs. */
+guint32 easel_rng_cpu_u32 (EaselRng *rng);
+
 /* Parses "cpu" / "cuda"; FALSE for anything else. */
 gboolean easel_rng_kind_from_name (const char *name, EaselRngKind *out);
 
