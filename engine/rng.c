@@ -27,7 +27,10 @@
  *     curand_normal4 (4 normals from one Philox block) and writes element
  *     i = iteration * 4S + k * S + thread for k = 0..3 (those below n).
  *   - curand's Box-Muller on a pair of words (a, b): u = a 2^-32 + 2^-33, v = b 2pi 2^-32 +
- *     pi 2^-32 (one fma), s = sqrtf (-2 logf (u)); normals sin (v) s, cos (v) s.
+ *     pi 2^-32 (one fma), s = sqrtf (-2 logf (u)); normals sin (v) s, cos (v) s, where logf is
+ *     CUDA's (reproduced exactly) and sin/cos are __sincosf, the GPU's approximate hardware
+ *     functions: reproduced up to their error (|error| <= 5.75 * 2^-24 before scaling by s), so
+ *     about half the values are exact or within 1 ulp and the rest within 7 * 2^-21.
  *   - Each call advances the generator's offset by 4 * ceil (n / 4S).
  *   When n <= S every element i is the first normal of thread i's first Philox block, so the
  *   values do not depend on the GPU; the grid cap only matters for n > 256 * SMs *
@@ -39,6 +42,15 @@
 
 #include <math.h>
 #include <string.h>
+
+/* The float kernels lean on fmaf: without FMA in the baseline ISA it is a libm call, so on x86-64
+ * they are also built for FMA hardware and picked at load time. Results are identical either way
+ * (fmaf is exact by definition, and no other expression here has a contractible a * b + c). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define EASEL_FMA_CLONES __attribute__ ((target_clones ("fma", "default")))
+#else
+#define EASEL_FMA_CLONES
+#endif
 
 #define MT_N 624
 #define MT_M 397
@@ -124,7 +136,7 @@ cpu_uniform_double (EaselRng *rng)
 
 /* Cephes' logf (range reduction to [sqrt(1/2), sqrt(2)), degree-9 polynomial), in ATen's AVX2
  * operation order; x > 0 and normal (here x is in [2^-24, 1]). */
-static float
+G_ALWAYS_INLINE static inline float
 cephes_logf (float x)
 {
   static const float p[9] = {
@@ -156,7 +168,7 @@ cephes_logf (float x)
 
 /* Cephes' sinf and cosf together: octant j from x * 4/pi, three-part reduction by pi/4,
  * the sine and cosine polynomials swapped and negated by octant; accurate for |x| < 8192. */
-static void
+G_ALWAYS_INLINE static inline void
 cephes_sincosf (float x, float *s_out, float *c_out)
 {
   float ax = fabsf (x), y, z, r, pc, ps, s, c;
@@ -196,7 +208,7 @@ cephes_sincosf (float x, float *s_out, float *c_out)
 }
 
 /* data[0..16): uniforms in [0, 1) -> 16 normals (data[j], data[j + 8]) */
-static void
+G_ALWAYS_INLINE static inline void
 cpu_box_muller_16 (float *data)
 {
   for (int j = 0; j < 8; j++) {
@@ -210,7 +222,7 @@ cpu_box_muller_16 (float *data)
   }
 }
 
-static void
+EASEL_FMA_CLONES static void
 cpu_randn_vector (EaselRng *rng, float *out, gsize n)
 {
   for (gsize i = 0; i < n; i++)
@@ -259,7 +271,7 @@ typedef struct {
   guint32 v[4];
 } Philox4;
 
-static inline Philox4
+G_ALWAYS_INLINE static inline Philox4
 philox4x32_10 (Philox4 ctr, guint32 k0, guint32 k1)
 {
   for (int round = 0; round < 10; round++) {
@@ -280,7 +292,7 @@ philox4x32_10 (Philox4 ctr, guint32 k0, guint32 k1)
 
 /* CUDA's logf (libdevice, as compiled for sm_90 by nvcc 13): m = a / 2^e in [2/3, 4/3),
  * log1p (m - 1) by a degree-10 polynomial in fused multiply-adds, plus e log 2. a > 0. */
-static float
+G_ALWAYS_INLINE static inline float
 cuda_logf (float a)
 {
   float i = 0.0f, f, r;
@@ -314,22 +326,19 @@ cuda_logf (float a)
 /* __sincosf (v): the GPU multiplies by 1/(2 pi) rounding toward zero, then its special function
  * unit evaluates sin and cos of that many turns. The unit's own approximation (absolute error up
  * to 5.75 * 2^-24 on an H100, measured over every v curand can produce) is not reproduced: the
- * exact sine and cosine of the reduced argument are used instead. */
-static void
-cuda_sincosf (float v, float *s, float *c)
+ * caller takes the exact sine and cosine of the reduced argument instead. */
+G_ALWAYS_INLINE static inline double
+cuda_turns (float v)
 {
   double p = (double) v * (double) 0.15915493667125701904f;   /* exact: 24 x 24 bits */
   float t = (float) p;
-  double angle;
   if (fabs ((double) t) > fabs (p))
     t = nextafterf (t, 0.0f);
-  angle = 6.283185307179586476925 * (double) t;
-  *s = (float) sin (angle);
-  *c = (float) cos (angle);
+  return t;
 }
 
-/* curand's _curand_box_muller: two words -> (sin (v) s, cos (v) s) */
-static inline void
+/* curand's _curand_box_muller: two words -> sin (v) s, and cos (v) s when second != NULL */
+G_ALWAYS_INLINE static inline void
 cuda_box_muller (guint32 a, guint32 b, float *first, float *second)
 {
   const float two_pow_m32 = 0x1p-32f;
@@ -337,13 +346,13 @@ cuda_box_muller (guint32 a, guint32 b, float *first, float *second)
   float u = fmaf ((float) a, two_pow_m32, two_pow_m32 / 2.0f);
   float v = fmaf ((float) b, two_pi_two_pow_m32, two_pi_two_pow_m32 / 2.0f);
   float s = sqrtf (-2.0f * cuda_logf (u));
-  float sn, cs;
-  cuda_sincosf (v, &sn, &cs);
-  *first = sn * s;
-  *second = cs * s;
+  double angle = cuda_turns (v) * 6.283185307179586476925;
+  *first = (float) sin (angle) * s;
+  if (second != NULL)
+    *second = (float) cos (angle) * s;
 }
 
-static void
+EASEL_FMA_CLONES static void
 cuda_randn (EaselRng *rng, float *out, gsize n)
 {
   guint64 threads = ((guint64) n + 255) / 256 * 256;
@@ -370,7 +379,7 @@ cuda_randn (EaselRng *rng, float *out, gsize n)
         float a, b;
         if (i0 >= n)
           break;
-        cuda_box_muller (r.v[2 * pair], r.v[2 * pair + 1], &a, &b);
+        cuda_box_muller (r.v[2 * pair], r.v[2 * pair + 1], &a, i1 < n ? &b : NULL);
         out[i0] = a;
         if (i1 < n)
           out[i1] = b;
