@@ -13,8 +13,10 @@
 
 /* ~1 MFLOP per thread at least: below that waking a worker costs more than it saves */
 #define MIN_FLOPS_PER_THREAD 1000000.0
-/* column buffer per thread: 1 Mi floats = 4 MiB (L2 is 0.5-2 MiB, but OpenBLAS repacks the
- * block panel by panel; measured in tests/bench-cpu-ops.c) */
+/* column buffer per thread: 1 Mi floats = 4 MiB, whatever the image (OpenBLAS repacks it panel by
+ * panel, so it need not fit L2). Measured with tests/bench-cpu-ops.c, 3x3 320->320 at 64x64 on 2
+ * cores: 64 Ki floats 0.83 of plain sgemm, 256 Ki 0.78, 1 Mi 0.88-0.95, 4 Mi 0.93-1.06 (noisy,
+ * shared machine); a direct 3x3 kernel reached 0.2-0.3, so im2col stays. */
 #define CONV_COL_FLOATS (1 << 20)
 #define CONV_MIN_COLS 64
 #define CONV_MAX_COLS 2048

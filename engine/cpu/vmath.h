@@ -5,7 +5,8 @@
  * Accuracy against double, measured by tests/test-cpu-ops.c over [-90, 90]:
  *   easel_vexp: relative error < 4e-7 on [-87, 88]; saturates at exp(-87.3) ~ 1e-38 and exp(88.37).
  *   easel_verfc_pos: Abramowitz & Stegun 7.1.26, absolute error < 2e-7 (erfc (z) for z >= 0).
- * EASEL_CPU_SIMD marks a hot function for an extra AVX2+FMA clone chosen at load time (x86-64 gcc);
+ * EASEL_CPU_SIMD marks a hot function for an extra AVX2 clone chosen at load time (x86-64 gcc, by
+ * the CPU's features: "arch=haswell" would check the CPU model and never match an AMD Zen);
  * every other target compiles the plain function. The loops vectorize with -fopenmp-simd and
  * -fno-trapping-math (engine/meson.build sets both for engine/cpu/). */
 #pragma once
@@ -14,7 +15,7 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define EASEL_CPU_SIMD __attribute__ ((target_clones ("arch=haswell", "default")))
+#define EASEL_CPU_SIMD __attribute__ ((target_clones ("avx2", "default")))
 #else
 #define EASEL_CPU_SIMD
 #endif
