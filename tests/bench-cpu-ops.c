@@ -151,6 +151,30 @@ run_direct_conv (gpointer data)
   easel_cpu_pool_run (cb->pool, (cb->c.c_out + 3) / 4, 1, direct_range, cb);
 }
 
+/* GFLOP/s of a 3x3, stride 1, pad 1 conv ch -> ch at hw x hw; *direct: the direct kernel's, when asked */
+static double
+conv3x3_gflops (EaselCpuPool *pool, gint64 ch, gint64 hw, double *direct, gsize *ws)
+{
+  ConvBench cb = { pool };
+  easel_cpu_conv2d_init (&cb.c, 1, ch, hw, hw, ch, 3, 3, 1, 1);
+  cb.x = rand_buf (ch * hw * hw, 6);
+  cb.w = rand_buf (ch * ch * 9, 7);
+  cb.b = rand_buf (ch, 8);
+  cb.y = g_new (float, ch * hw * hw);
+  *ws = easel_cpu_conv2d_workspace (&cb.c, easel_cpu_pool_get_n_threads (pool));
+  cb.work = g_new (float, *ws);
+  double flops = 2.0 * ch * ch * 9 * hw * hw;
+  double gf = flops / time_best (run_conv, &cb) / 1e9;
+  if (direct)
+    *direct = flops / time_best (run_direct_conv, &cb) / 1e9;
+  g_free (cb.x);
+  g_free (cb.w);
+  g_free (cb.b);
+  g_free (cb.y);
+  g_free (cb.work);
+  return gf;
+}
+
 typedef struct {
   EaselCpuPool *pool;
   EaselCpuAttention a;
@@ -223,46 +247,16 @@ main (int argc, char **argv)
 
   /* conv2d 3x3 320 -> 320 at 64x64: the GEMM is (320, 2880) · (2880, 4096) */
   {
-    ConvBench cb = { pool };
-    easel_cpu_conv2d_init (&cb.c, 1, 320, 64, 64, 320, 3, 3, 1, 1);
-    cb.x = rand_buf (320 * 64 * 64, 6);
-    cb.w = rand_buf (320 * 320 * 9, 7);
-    cb.b = rand_buf (320, 8);
-    cb.y = g_new (float, 320 * 64 * 64);
-    cb.work = g_new (float, easel_cpu_conv2d_workspace (&cb.c, nth));
-    double flops = 2.0 * 320 * 2880 * 4096;
+    double direct;
+    gsize ws;
     double plain = plain_sgemm_gflops (nth, 320, 4096, 2880, FALSE);
-    double im2col = flops / time_best (run_conv, &cb) / 1e9;
-    double direct = flops / time_best (run_direct_conv, &cb) / 1e9;
+    double im2col = conv3x3_gflops (pool, 320, 64, &direct, &ws);
     g_print ("conv2d 3x3 320->320 64x64: plain sgemm of its GEMM %7.1f | im2col+sgemm %7.1f GFLOP/s  ratio %.2f"
              " | direct 3x3 %6.1f GFLOP/s  ratio %.2f\n", plain, im2col, im2col / plain, direct, direct / plain);
-    g_free (cb.x);
-    g_free (cb.w);
-    g_free (cb.b);
-    g_free (cb.y);
-    g_free (cb.work);
-  }
-
-  /* VAE-decoder-like conv: 3x3 128 -> 128 at 256x256 (the column buffer stays bounded) */
-  {
-    ConvBench cb = { pool };
-    easel_cpu_conv2d_init (&cb.c, 1, 128, 256, 256, 128, 3, 3, 1, 1);
-    gint64 P = 256 * 256;
-    cb.x = rand_buf (128 * P, 9);
-    cb.w = rand_buf (128 * 128 * 9, 10);
-    cb.b = rand_buf (128, 11);
-    cb.y = g_new (float, 128 * P);
-    gsize ws = easel_cpu_conv2d_workspace (&cb.c, nth);
-    cb.work = g_new (float, ws);
-    double flops = 2.0 * 128 * 1152 * P;
-    double gf = flops / time_best (run_conv, &cb) / 1e9;
+    /* VAE-decoder-like: 128 channels at 256x256 (the column buffer stays bounded) */
+    double gf = conv3x3_gflops (pool, 128, 256, NULL, &ws);
     g_print ("conv2d 3x3 128->128 256x256: im2col+sgemm %7.1f GFLOP/s  ratio %.2f (column buffers %.1f MiB in all)\n",
              gf, gf / ref_big, ws * 4.0 / 1048576.0);
-    g_free (cb.x);
-    g_free (cb.w);
-    g_free (cb.b);
-    g_free (cb.y);
-    g_free (cb.work);
   }
 
   /* self-attention, 4096 tokens, 8 heads x 40 (SD 1.5 at 512²), fused QKV buffer */
