@@ -274,7 +274,7 @@ main (int argc, char **argv)
     double flops = 4.0 * H * L * L * d;
     double plain = plain_sgemm_gflops (nth, L, L, d, TRUE);
     double gf = flops / time_best (run_attention, &ab) / 1e9;
-    g_print ("attention 4096 tokens 8x40: plain sgemm QKᵀ (4096x4096x40) %7.1f | attention %7.1f GFLOP/s  ratio %.2f"
+    g_print ("attention 4096 tokens 8x40: plain sgemm Q K^T (4096x4096x40) %7.1f | attention %7.1f GFLOP/s  ratio %.2f"
              " (to the 4096x1280x320 sgemm: %.2f)\n", plain, gf, gf / plain, gf / ref_big);
     /* cross-attention to 77 tokens */
     ab.a.lk = 77;
