@@ -17,75 +17,81 @@
 
 /* --- DPM-Solver (eps form) ---------------------------------------------------------------------- */
 
+/* k-diffusion's DPMSolver works on float32 0-dim tensors; dpm_adaptive's step size comes from the
+ * float32 difference of two solutions (x_low - x_high), so these helpers do their scalar and vector
+ * arithmetic in float32, one rounding per torch operation, in torch's order. */
+
 typedef struct {
   const EaselSampleCtx *c;
   float *eps, *eps_r1, *eps_r2, *u, *den;
   guint step;
 } DpmSolver;
 
+static float sigma_of_f (float t) { return expf (-t); }
 static double sigma_of (double t) { return exp (-t); }
 
 /* eps(x, t) = (x - D(x, sigma(t))) / sigma(t) -> out; den keeps D. */
 static gboolean
-dpm_eps (DpmSolver *s, const float *x, double t, float *out, GError **error)
+dpm_eps (DpmSolver *s, const float *x, float t, float *out, GError **error)
 {
-  double sigma = sigma_of (t);
+  float sigma = sigma_of_f (t);
   if (!easel_sampling_denoise (s->c, x, sigma, s->step, s->den, NULL, error))
     return FALSE;
   for (gsize k = 0; k < s->c->n; k++)
-    out[k] = (float) ((x[k] - s->den[k]) / sigma);
+    out[k] = (x[k] - s->den[k]) / sigma;
   return TRUE;
 }
 
 /* x_out = DPM-Solver-1 step from t to t_next; s->eps holds eps(x, t). */
 static void
-dpm_step_1 (DpmSolver *s, float *x_out, const float *x, double t, double t_next)
+dpm_step_1 (DpmSolver *s, float *x_out, const float *x, float t, float t_next)
 {
-  double a = sigma_of (t_next) * expm1 (t_next - t);
+  float a = sigma_of_f (t_next) * expm1f (t_next - t);
   for (gsize k = 0; k < s->c->n; k++)
-    x_out[k] = (float) (x[k] - a * s->eps[k]);
+    x_out[k] = x[k] - a * s->eps[k];
+}
+
+/* u = x - sigma(t + r h) expm1(r h) eps, then s->eps_r1 = eps(u, t + r h). */
+static gboolean
+dpm_eval_r1 (DpmSolver *s, const float *x, float t, float h, float r1, GError **error)
+{
+  float s1 = t + r1 * h, a1 = sigma_of_f (s1) * expm1f (r1 * h);
+  for (gsize k = 0; k < s->c->n; k++)
+    s->u[k] = x[k] - a1 * s->eps[k];
+  return dpm_eps (s, s->u, s1, s->eps_r1, error);
 }
 
 /* DPM-Solver-2 with intermediate point r1; have_r1: s->eps_r1 already holds eps at t + r1 h. */
 static gboolean
-dpm_step_2 (DpmSolver *s, float *x_out, const float *x, double t, double t_next, double r1, gboolean have_r1,
+dpm_step_2 (DpmSolver *s, float *x_out, const float *x, float t, float t_next, double r1, gboolean have_r1,
             GError **error)
 {
-  double h = t_next - t, s1 = t + r1 * h;
-  double a = sigma_of (t_next) * expm1 (h), b = sigma_of (t_next) / (2.0 * r1) * expm1 (h);
-  if (!have_r1) {
-    double a1 = sigma_of (s1) * expm1 (r1 * h);
-    for (gsize k = 0; k < s->c->n; k++)
-      s->u[k] = (float) (x[k] - a1 * s->eps[k]);
-    if (!dpm_eps (s, s->u, s1, s->eps_r1, error))
-      return FALSE;
-  }
+  float h = t_next - t, r1f = (float) r1;
+  float a = sigma_of_f (t_next) * expm1f (h), b = sigma_of_f (t_next) / (float) (2.0 * r1) * expm1f (h);
+  if (!have_r1 && !dpm_eval_r1 (s, x, t, h, r1f, error))
+    return FALSE;
   for (gsize k = 0; k < s->c->n; k++)
-    x_out[k] = (float) (x[k] - a * s->eps[k] - b * (s->eps_r1[k] - s->eps[k]));
+    x_out[k] = (x[k] - a * s->eps[k]) - b * (s->eps_r1[k] - s->eps[k]);
   return TRUE;
 }
 
 /* DPM-Solver-3 with r1 = 1/3, r2 = 2/3. */
 static gboolean
-dpm_step_3 (DpmSolver *s, float *x_out, const float *x, double t, double t_next, gboolean have_r1, GError **error)
+dpm_step_3 (DpmSolver *s, float *x_out, const float *x, float t, float t_next, gboolean have_r1, GError **error)
 {
   const double r1 = 1.0 / 3.0, r2 = 2.0 / 3.0;
-  double h = t_next - t, s1 = t + r1 * h, s2 = t + r2 * h;
-  double a2 = sigma_of (s2) * expm1 (r2 * h), b2 = sigma_of (s2) * (r2 / r1) * (expm1 (r2 * h) / (r2 * h) - 1.0);
-  double a = sigma_of (t_next) * expm1 (h), b = sigma_of (t_next) / r2 * (expm1 (h) / h - 1.0);
-  if (!have_r1) {
-    double a1 = sigma_of (s1) * expm1 (r1 * h);
-    for (gsize k = 0; k < s->c->n; k++)
-      s->u[k] = (float) (x[k] - a1 * s->eps[k]);
-    if (!dpm_eps (s, s->u, s1, s->eps_r1, error))
-      return FALSE;
-  }
+  float h = t_next - t, r1f = (float) r1, r2f = (float) r2, s2 = t + r2f * h;
+  float a2 = sigma_of_f (s2) * expm1f (r2f * h);
+  float b2 = sigma_of_f (s2) * (float) (r2 / r1) * (expm1f (r2f * h) / (r2f * h) - 1.0f);
+  float a = sigma_of_f (t_next) * expm1f (h), b = sigma_of_f (t_next) / r2f * (expm1f (h) / h - 1.0f);
+  if (!have_r1 && !dpm_eval_r1 (s, x, t, h, r1f, error))
+    return FALSE;
   for (gsize k = 0; k < s->c->n; k++)
-    s->u[k] = (float) (x[k] - a2 * s->eps[k] - b2 * (s->eps_r1[k] - s->eps[k]));
+    s->u[k] = (x[k] - a2 * s->eps[k]) - b2 * (s->eps_r1[k] - s->eps[k]);
   if (!dpm_eps (s, s->u, s2, s->eps_r2, error))
     return FALSE;
   for (gsize k = 0; k < s->c->n; k++)
-    x_out[k] = (float) (x[k] - a * s->eps[k] - b * (s->eps_r2[k] - s->eps[k]));
+    x_out[k] = (x[k] - a * s->eps[k]) - b * (s->eps_r2[k] - s->eps[k]);
   return TRUE;
 }
 
@@ -98,7 +104,7 @@ last_nonzero_sigma (const float *sigmas, gsize n_sigmas)
 
 /* Ancestral split of a step from t to t_next in dpm_fast/dpm_adaptive: t_next_ and su. */
 static void
-dpm_ancestral (double t, double t_next, double t_end, double eta, double *t_next_, double *su)
+dpm_ancestral (float t, float t_next, float t_end, double eta, float *t_next_, double *su)
 {
   double sd, up;
   if (eta == 0.0) {
@@ -107,7 +113,7 @@ dpm_ancestral (double t, double t_next, double t_end, double eta, double *t_next
     return;
   }
   easel_sampling_ancestral_step (sigma_of (t), sigma_of (t_next), eta, &sd, &up);
-  *t_next_ = MIN (t_end, -log (sd));
+  *t_next_ = MIN (t_end, (float) -log (sd));
   *su = sqrt (MAX (0.0, sigma_of (t_next) * sigma_of (t_next) - sigma_of (*t_next_) * sigma_of (*t_next_)));
 }
 
@@ -122,12 +128,12 @@ add_noise (const EaselSampleCtx *c, float *x, float *noise, double scale, double
   return TRUE;
 }
 
-/* torch.linspace(start, end, steps)[i] in float64 */
-static double
-linspace_at (double start, double end, guint steps, guint i)
+/* torch.linspace(start, end, steps)[i] in float32 */
+static float
+linspace_at (float start, float end, guint steps, guint i)
 {
-  double step = (end - start) / (steps - 1);
-  return i < steps / 2 ? start + step * i : end - step * (steps - i - 1);
+  float step = (end - start) / (float) (steps - 1);
+  return i < steps / 2 ? start + step * (float) i : end - step * (float) (steps - i - 1);
 }
 
 gboolean
@@ -138,8 +144,8 @@ easel_sample_dpm_fast (const EaselSampleCtx *c, const EaselSamplerOptions *o, fl
   g_autofree float *block = easel_sampling_buffers (c->n, 6, b);
   DpmSolver s = { c, b[0], b[1], b[2], b[3], b[4], 0 };
   float *noise = b[5];
-  double sigma_min = last_nonzero_sigma (sigmas, n_sigmas);
-  double t_start = -log (sigmas[0]), t_end = -log (sigma_min);
+  float sigma_min = (float) last_nonzero_sigma (sigmas, n_sigmas);
+  float t_start = -logf (sigmas[0]), t_end = -logf (sigma_min);
   guint nfe = N_STEPS, m = nfe / 3 + 1;
 
   if (sigma_min <= 0.0)
@@ -147,8 +153,8 @@ easel_sample_dpm_fast (const EaselSampleCtx *c, const EaselSamplerOptions *o, fl
   /* orders: [3] * (m - 2) + [2, 1] when nfe % 3 == 0, else [3] * (m - 1) + [nfe % 3]; they sum to nfe */
   for (guint i = 0; i < m; i++) {
     int order = nfe % 3 == 0 ? (i + 2 < m ? 3 : (i + 2 == m ? 2 : 1)) : (i + 1 < m ? 3 : (int) (nfe % 3));
-    double t = linspace_at (t_start, t_end, m + 1, i), t_next = linspace_at (t_start, t_end, m + 1, i + 1);
-    double t_next_, su;
+    float t = linspace_at (t_start, t_end, m + 1, i), t_next = linspace_at (t_start, t_end, m + 1, i + 1), t_next_;
+    double su;
     dpm_ancestral (t, t_next, t_end, o->eta, &t_next_, &su);
     s.step = i;
     if (!dpm_eps (&s, x, t, s.eps, error))
@@ -159,7 +165,7 @@ easel_sample_dpm_fast (const EaselSampleCtx *c, const EaselSamplerOptions *o, fl
     else if (order == 2 ? !dpm_step_2 (&s, x, x, t, t_next_, 0.5, FALSE, error)
                         : !dpm_step_3 (&s, x, x, t, t_next_, FALSE, error))
       return FALSE;
-    if (!add_noise (c, x, noise, su * o->s_noise, sigma_of (t), sigma_of (t_next), error))
+    if (!add_noise (c, x, noise, su * o->s_noise, sigma_of_f (t), sigma_of_f (t_next), error))
       return FALSE;
   }
   return TRUE;
@@ -194,8 +200,9 @@ easel_sample_dpm_adaptive (const EaselSampleCtx *c, const EaselSamplerOptions *o
   g_autofree float *block = easel_sampling_buffers (c->n, 10, b);
   DpmSolver s = { c, b[0], b[1], b[2], b[3], b[4], 0 };
   float *x_low = b[5], *x_high = b[6], *x_prev = b[7], *noise = b[8], *den_s = b[9];
-  double sigma_min = last_nonzero_sigma (sigmas, n_sigmas);
-  double t_start = -log (sigmas[0]), t_end = -log (sigma_min), pos = t_start;
+  float sigma_min = (float) last_nonzero_sigma (sigmas, n_sigmas);
+  float t_start = -logf (sigmas[0]), t_end = -logf (sigma_min), pos = t_start;
+  float atol = (float) o->atol, rtol = (float) o->rtol;
   double errs[3] = { 0, 0, 0 };
   double pid_order = o->eta != 0.0 ? 1.5 : o->order, h = fabs (o->h_init);
   guint attempts = 0;
@@ -208,8 +215,9 @@ easel_sample_dpm_adaptive (const EaselSampleCtx *c, const EaselSamplerOptions *o
     return FALSE;
   }
   memcpy (x_prev, x, c->n * sizeof (float));
-  while (pos < t_end - 1e-5) {
-    double t = MIN (t_end, pos + h), t_, su, err2 = 0.0;
+  while (pos < t_end - (float) 1e-5) {
+    float t = MIN (t_end, pos + (float) h), t_;
+    double su, err2 = 0.0;
     dpm_ancestral (pos, t, t_end, o->eta, &t_, &su);
     if (attempts >= 100000) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "dpm_adaptive: no convergence");
@@ -228,14 +236,14 @@ easel_sample_dpm_adaptive (const EaselSampleCtx *c, const EaselSamplerOptions *o
       return FALSE;
     }
     for (gsize k = 0; k < c->n; k++) {
-      double delta = MAX (o->atol, o->rtol * MAX (fabsf (x_low[k]), fabsf (x_prev[k])));
+      float delta = MAX (atol, rtol * MAX (fabsf (x_low[k]), fabsf (x_prev[k])));
       double e = (x_low[k] - x_high[k]) / delta;
       err2 += e * e;
     }
-    if (pid_propose (o, pid_order, &h, errs, sqrt (err2) / sqrt ((double) c->n))) {
+    if (pid_propose (o, pid_order, &h, errs, (float) ((float) sqrt (err2) / sqrt ((double) c->n)))) {
       memcpy (x_prev, x_low, c->n * sizeof (float));
       memcpy (x, x_high, c->n * sizeof (float));
-      if (!add_noise (c, x, noise, su * o->s_noise, sigma_of (pos), sigma_of (t), error))
+      if (!add_noise (c, x, noise, su * o->s_noise, sigma_of_f (pos), sigma_of_f (t), error))
         return FALSE;
       pos = t;
     }

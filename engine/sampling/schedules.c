@@ -210,7 +210,7 @@ easel_model_sampling_noise_scaling (const EaselModelSampling *ms, double sigma0,
   if (max_denoise) {
     float scale = sqrtf (1.0f + (float) sigma0 * (float) sigma0);
     for (gsize i = 0; i < n; i++)
-      x_init[i] = noise[i] * scale;
+      x_init[i] = noise[i] * scale + (latent ? latent[i] : 0.0f);
   } else {
     for (gsize i = 0; i < n; i++)
       x_init[i] = noise[i] * (float) sigma0 + (latent ? latent[i] : 0.0f);

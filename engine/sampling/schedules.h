@@ -55,8 +55,8 @@ double easel_model_sampling_percent_to_sigma (const EaselModelSampling *ms, doub
 
 /* ComfyUI KSAMPLER's max_denoise: sigma0 is the model's sigma_max (relative 1e-5) or above. */
 gboolean easel_model_sampling_is_max_denoise (const EaselModelSampling *ms, double sigma0);
-/* ComfyUI noise_scaling (EPS and V): x_init = noise * sqrt(1 + sigma0^2) when max_denoise, else
- * noise * sigma0 + latent (latent may be NULL = zeros). x_init, noise, latent: n values. */
+/* ComfyUI noise_scaling (EPS and V): x_init = noise * sqrt(1 + sigma0^2) + latent when max_denoise,
+ * else noise * sigma0 + latent (latent may be NULL = zeros). x_init, noise, latent: n values. */
 void easel_model_sampling_noise_scaling (const EaselModelSampling *ms, double sigma0, gboolean max_denoise,
                                          const float *noise, const float *latent, float *x_init, gsize n);
 /* The UNet's input scale c_in = 1 / sqrt(sigma^2 + 1) (EPS and V). */
