@@ -6,7 +6,9 @@
  * easel_model_sampling_noise_scaling(). The denoiser returns D(x, sigma), the model's estimate of x0,
  * with CFG already applied; CFG, CFG++'s unconditional prediction and inpaint blending live in that
  * callback. Noise comes from a callback too (the k-th call is ComfyUI's k-th noise_sampler call), so
- * the caller picks torch-compatible noise, a fixed list, or anything else. Samplers allocate a few
+ * the caller picks torch-compatible noise, a fixed list, or anything else (ComfyUI's own: a CPU
+ * generator seeded seed + 1, one torch.randn of the latent's shape per call; its SDE samplers default
+ * to a torchsde Brownian tree instead, which Easel does not reproduce). Samplers allocate a few
  * buffers of n floats when they start and nothing per step. Scalars are computed in float64,
  * vectors are float32 (ComfyUI runs these in float32 torch). */
 #pragma once
