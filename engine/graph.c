@@ -1,8 +1,7 @@
 /* engine/graph.c: building the graph (shape checks and inference for every op) and planning its
  * memory. Parameters per op: CONV2D ip[0] stride, ip[1] pad; GROUP_NORM ip[0] groups, ip[1] silu,
  * fp[0] eps; LAYER_NORM fp[0] eps; UNARY ip[0] EaselUnary; BINARY ip[0] EaselBinary; SCALE fp[0];
- * ATTENTION ip[0] heads, ip[1] causal, fp[0] scale; CONCAT ip[0] axis; TIMESTEP_EMBEDDING ip[0] dim,
- * fp[0] max_period. */
+ * ATTENTION ip[0] heads, ip[1] causal, fp[0] scale; CONCAT ip[0] axis; TIMESTEP_EMBEDDING ip[0] dim. */
 #include "graph.h"
 
 #include <string.h>
@@ -144,12 +143,21 @@ shape_error (EaselGraph *g, EaselTensor *like, const char *op, const char *forma
 }
 
 EaselTensor *
-easel_graph_input (EaselGraph *g, const char *name, EaselDType dtype, int n_dims, const gint64 *shape)
+easel_graph_input (EaselGraph *g, const char *name, EaselDType dtype, int n_dims, const gint64 *shape,
+                   const void *data)
 {
   EaselTensor *t = new_node (g, EASEL_OP_LEAF, dtype, n_dims, shape);
   t->flags = EASEL_TENSOR_INPUT;
   t->name = g_string_chunk_insert (g->names, name);
+  t->host = data;
   return t;
+}
+
+void
+easel_graph_set_input (EaselTensor *input, const void *data)
+{
+  g_return_if_fail (input->flags & EASEL_TENSOR_INPUT);
+  input->host = data;
 }
 
 EaselTensor *
@@ -363,6 +371,13 @@ easel_op_attention (EaselGraph *g, EaselTensor *q, EaselTensor *k, EaselTensor *
       || q->stride[2] != 1 || k->stride[2] != 1 || v->stride[2] != 1)
     return shape_error (g, q, "attention", "q, k, v shapes do not agree (%d heads)", heads);
   gint64 shape[3] = { q->shape[0], q->shape[1], v->shape[2] };
+  /* backends read row i of batch b at b·L·ld + i·ld: other layouts are made dense first */
+  if (q->shape[0] > 1 && q->stride[0] != q->shape[1] * q->stride[1])
+    q = easel_op_contiguous (g, q);
+  if (k->shape[0] > 1 && k->stride[0] != k->shape[1] * k->stride[1])
+    k = easel_op_contiguous (g, k);
+  if (v->shape[0] > 1 && v->stride[0] != v->shape[1] * v->stride[1])
+    v = easel_op_contiguous (g, v);
   EaselTensor *t = new_op (g, EASEL_OP_ATTENTION, 3, shape, q, k, v);
   t->ip[0] = heads;
   t->ip[1] = causal;
@@ -402,7 +417,7 @@ easel_op_concat (EaselGraph *g, EaselTensor *a, EaselTensor *b, int axis)
 }
 
 EaselTensor *
-easel_op_timestep_embedding (EaselGraph *g, EaselTensor *t, int dim, float max_period)
+easel_op_timestep_embedding (EaselGraph *g, EaselTensor *t, int dim)
 {
   if (t->n_dims != 1 || dim < 2 || dim % 2 != 0)
     return shape_error (g, t, "timestep_embedding", "needs t (B) and an even dim");
@@ -411,7 +426,6 @@ easel_op_timestep_embedding (EaselGraph *g, EaselTensor *t, int dim, float max_p
     t = easel_op_contiguous (g, t);
   EaselTensor *r = new_op (g, EASEL_OP_TIMESTEP_EMBEDDING, 2, shape, t, NULL, NULL);
   r->ip[0] = dim;
-  r->fp[0] = max_period;
   return r;
 }
 

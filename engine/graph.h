@@ -35,7 +35,7 @@ typedef enum {
   EASEL_OP_ATTENTION,            /* softmax(q kᵀ · scale [+ causal mask]) v, per head */
   EASEL_OP_UPSAMPLE_NEAREST,     /* (B, C, H, W) -> (B, C, Ho, Wo), torch 'nearest' */
   EASEL_OP_CONCAT,               /* along one axis */
-  EASEL_OP_TIMESTEP_EMBEDDING,   /* t (B) -> (B, dim): [cos | sin], exp(-ln(max_period) i / half) */
+  EASEL_OP_TIMESTEP_EMBEDDING,   /* t (B) -> (B, dim): [cos | sin], frequencies exp(-ln(10000) i / half) */
   EASEL_OP_GET_ROWS,             /* table (V, D), ids I32 (n) -> (n, D) */
   EASEL_OP_COUNT
 } EaselOp;
@@ -68,7 +68,8 @@ struct _EaselTensor {
   guint index;                      /* position in the graph */
   /* set by the backend */
   gsize arena_offset;               /* bytes, planned storage of non-leaf, non-view nodes */
-  void *data;                       /* host pointer to element [0...] of the storage (CPU), or NULL */
+  void *data;                       /* weights: the bound data; CPU backend: the storage after planning */
+  const void *host;                 /* inputs: where compute reads them from */
 };
 
 EaselGraph *easel_graph_new (void);
@@ -83,7 +84,10 @@ gsize    easel_tensor_nbytes (const EaselTensor *t);     /* numel × dtype size 
 char    *easel_tensor_shape_str (const EaselTensor *t);  /* "[2, 4, 64, 64]"; transfer full */
 
 /* Leaves. An input's data is set with the backend after planning; a weight is bound now. */
-EaselTensor *easel_graph_input (EaselGraph *g, const char *name, EaselDType dtype, int n_dims, const gint64 *shape);
+/* data (may be NULL until easel_graph_set_input) is read at compute time and must stay valid until then. */
+EaselTensor *easel_graph_input (EaselGraph *g, const char *name, EaselDType dtype, int n_dims, const gint64 *shape,
+                                const void *data);
+void         easel_graph_set_input (EaselTensor *input, const void *data);
 EaselTensor *easel_graph_weight (EaselGraph *g, const char *name, EaselDType dtype, int n_dims,
                                  const gint64 *shape, const void *data);
 void         easel_graph_mark_output (EaselGraph *g, EaselTensor *t);
@@ -110,7 +114,7 @@ EaselTensor *easel_op_attention (EaselGraph *g, EaselTensor *q, EaselTensor *k, 
                                  int heads, float scale, gboolean causal);
 EaselTensor *easel_op_upsample_nearest (EaselGraph *g, EaselTensor *x, gint64 out_h, gint64 out_w);
 EaselTensor *easel_op_concat (EaselGraph *g, EaselTensor *a, EaselTensor *b, int axis);
-EaselTensor *easel_op_timestep_embedding (EaselGraph *g, EaselTensor *t, int dim, float max_period);
+EaselTensor *easel_op_timestep_embedding (EaselGraph *g, EaselTensor *t, int dim);
 EaselTensor *easel_op_get_rows (EaselGraph *g, EaselTensor *table, EaselTensor *ids);
 
 /* Shorthands used throughout the model code. */

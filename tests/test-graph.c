@@ -10,7 +10,7 @@ test_shapes (void)
   g_autoptr(EaselGraph) g = easel_graph_new ();
   const gint64 xs[4] = { 2, 4, 9, 7 }, ws[4] = { 8, 4, 3, 3 }, bs[1] = { 8 };
   static const float dummy[8 * 4 * 9];
-  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 4, xs);
+  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 4, xs, NULL);
   EaselTensor *w = easel_graph_weight (g, "w", EASEL_DTYPE_F16, 4, ws, dummy);
   EaselTensor *b = easel_graph_weight (g, "b", EASEL_DTYPE_F16, 1, bs, dummy);
   EaselTensor *y = easel_op_conv2d (g, x, w, b, 2, 1);
@@ -39,7 +39,7 @@ test_errors_are_sticky (void)
   g_autoptr(EaselGraph) g = easel_graph_new ();
   const gint64 xs[2] = { 3, 5 }, ws[2] = { 4, 6 };
   static const float dummy[24];
-  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, xs);
+  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, xs, NULL);
   EaselTensor *w = easel_graph_weight (g, "proj.weight", EASEL_DTYPE_F32, 2, ws, dummy);
   EaselTensor *y = easel_op_linear (g, x, w, NULL);
   g_assert_nonnull (y);
@@ -56,7 +56,7 @@ test_plan_no_overlap (void)
 {
   g_autoptr(EaselGraph) g = easel_graph_new ();
   const gint64 s[2] = { 64, 64 };
-  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, s);
+  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, s, NULL);
   EaselTensor *keep = x, *h = x;
   gsize total = 0;
   for (int i = 0; i < 20; i++) {

@@ -1,0 +1,41 @@
+/* engine/backend.h: where graphs run. One interface, implemented by the CPU backend (engine/cpu/)
+ * and, later, the Vulkan backend; model code builds a graph and hands it over, never asking which.
+ *
+ *   g = easel_graph_new (); ... build with easel_op_*; inputs point at host data ...
+ *   easel_backend_compute (backend, g, &error);      plan memory, upload inputs, run every node
+ *   easel_backend_read (backend, out_tensor, host, &error);
+ *
+ * Outputs stay readable until the next compute on the same backend. Weights are bound once per
+ * data pointer: a backend may convert or upload them and keep the result between computes. */
+#pragma once
+
+#include <glib.h>
+
+#include "graph.h"
+
+G_BEGIN_DECLS
+
+typedef struct _EaselBackend EaselBackend;
+
+typedef struct {
+  const char *name;
+  gboolean (*compute) (EaselBackend *b, EaselGraph *g, GError **error);
+  gboolean (*read) (EaselBackend *b, const EaselTensor *t, float *out, GError **error);
+  void (*free) (EaselBackend *b);
+} EaselBackendClass;
+
+struct _EaselBackend {
+  const EaselBackendClass *klass;
+};
+
+/* n_threads <= 0: $EASEL_THREADS or every core. transfer full. */
+EaselBackend *easel_backend_new_cpu (int n_threads);
+
+const char *easel_backend_name (EaselBackend *b);
+gboolean    easel_backend_compute (EaselBackend *b, EaselGraph *g, GError **error);
+/* A float output (any view of one) into out[0 .. numel), densely in the view's logical order. */
+gboolean    easel_backend_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error);
+void        easel_backend_free (EaselBackend *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselBackend, easel_backend_free)
+
+G_END_DECLS

@@ -1,0 +1,358 @@
+/* engine/cpu/backend-cpu.c: the CPU backend: runs a graph node by node on the fp32 kernels of
+ * ops.h. Activations live in one arena laid out by easel_graph_plan and reused between computes;
+ * F32 weights are read in place from the mapping (when 4-byte aligned), F16/BF16 weights are
+ * converted to F32 once per data pointer and kept. Scratch for conv and attention is one buffer
+ * sized for the largest node. */
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/cpu/ops.h"
+
+typedef struct {
+  EaselBackend parent;
+  EaselCpuPool *pool;
+  float *arena;
+  gsize arena_size;
+  float *work;
+  gsize work_floats;
+  GHashTable *weights;     /* const void *data -> float * (converted copy) */
+} CpuBackend;
+
+static gpointer
+grow (gpointer old, gsize *have, gsize want, gsize elem)
+{
+  if (want <= *have)
+    return old;
+  g_free (old);
+  *have = want;
+  return g_malloc (want * elem);
+}
+
+static const float *
+weight_f32 (CpuBackend *cb, EaselTensor *base)
+{
+  if (base->dtype == EASEL_DTYPE_F32 && ((guintptr) base->data % sizeof (float)) == 0)
+    return base->data;
+  float *f = g_hash_table_lookup (cb->weights, base->data);
+  if (f == NULL) {
+    gint64 n = easel_tensor_numel (base);
+    f = g_malloc (MAX (n, 1) * sizeof (float));
+    easel_dtype_to_f32 (base->dtype, base->data, f, n);
+    g_hash_table_insert (cb->weights, base->data, f);
+  }
+  return f;
+}
+
+/* Element [0, 0, ...] of a tensor (view or not) as float storage. */
+static float *
+ptr (CpuBackend *cb, const EaselTensor *t)
+{
+  EaselTensor *base = t->base;
+  if (base->flags & EASEL_TENSOR_WEIGHT)
+    return (float *) weight_f32 (cb, base) + t->offset;
+  return (float *) ((guint8 *) cb->arena + base->arena_offset) + t->offset;
+}
+
+/* --- strided copy ------------------------------------------------------------------------------ */
+
+typedef struct {
+  const EaselTensor *t;
+  const float *src;
+  float *dst;
+  gint64 inner;   /* elements per outer index */
+} CopyJob;
+
+static void
+copy_range (gint64 begin, gint64 end, int ith, gpointer user_data)
+{
+  const CopyJob *j = user_data;
+  const EaselTensor *t = j->t;
+  int nd = t->n_dims;
+  for (gint64 i = begin * j->inner; i < end * j->inner; i++) {
+    gint64 rem = i, off = 0;
+    for (int d = nd - 1; d >= 0; d--) {
+      off += (rem % t->shape[d]) * t->stride[d];
+      rem /= t->shape[d];
+    }
+    j->dst[i] = j->src[off];
+  }
+}
+
+/* dst (dense, numel of t) = the view t over src (element [0...] of t). */
+static void
+strided_copy (CpuBackend *cb, float *dst, const float *src, const EaselTensor *t)
+{
+  gint64 n = easel_tensor_numel (t);
+  if (easel_tensor_is_contiguous (t)) {
+    memcpy (dst, src, n * sizeof (float));
+    return;
+  }
+  CopyJob j = { t, src, dst, t->n_dims > 0 ? t->shape[t->n_dims - 1] : 1 };
+  easel_cpu_pool_run (cb->pool, j.inner ? n / j.inner : 0, 64, copy_range, &j);
+}
+
+/* --- broadcast binary ops ---------------------------------------------------------------------- */
+
+static void
+binary (CpuBackend *cb, EaselTensor *t)
+{
+  EaselTensor *a = t->src[0], *b = t->src[1];
+  EaselCpuBinaryOp op = t->ip[0] == EASEL_BINARY_ADD ? EASEL_CPU_ADD : EASEL_CPU_MUL;
+  float *y = ptr (cb, t);
+  const float *pa = ptr (cb, a), *pb = ptr (cb, b);
+  int nd = a->n_dims, off = a->n_dims - b->n_dims;
+  gint64 bs[EASEL_MAX_DIMS];
+  gint64 n = easel_tensor_numel (a);
+
+  for (int d = 0; d < nd; d++)
+    bs[d] = d < off ? 1 : b->shape[d - off];
+  /* Find the form a (N, C, HW) op b[n·sn + c]: b's non-1 dims must form one block [c0, c1) of a's
+   * dims, optionally preceded by a block matching a's leading dims (then sn = C). */
+  int first = -1, last = -1;
+  for (int d = 0; d < nd; d++)
+    if (bs[d] != 1) {
+      if (first < 0)
+        first = d;
+      last = d;
+    }
+  if (first < 0) {                                   /* b is a scalar */
+    easel_cpu_binary_f32 (cb->pool, op, y, pa, pb, n, 1, 1, 0);
+    return;
+  }
+  gboolean block = TRUE;
+  for (int d = first; d <= last; d++)
+    block &= bs[d] == a->shape[d];
+  if (block) {
+    gint64 N = 1, C = 1, HW = 1;
+    for (int d = 0; d < first; d++)
+      N *= a->shape[d];
+    for (int d = first; d <= last; d++)
+      C *= a->shape[d];
+    for (int d = last + 1; d < nd; d++)
+      HW *= a->shape[d];
+    easel_cpu_binary_f32 (cb->pool, op, y, pa, pb, N, C, HW, 0);
+    return;
+  }
+  /* general broadcast (rare; small tensors): per element */
+  for (gint64 i = 0; i < n; i++) {
+    gint64 rem = i, bo = 0, bstride = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+      gint64 idx = rem % a->shape[d];
+      rem /= a->shape[d];
+      if (bs[d] != 1)
+        bo += idx * bstride;
+      bstride *= bs[d];
+    }
+    y[i] = op == EASEL_CPU_ADD ? pa[i] + pb[bo] : pa[i] * pb[bo];
+  }
+}
+
+/* --- nodes ------------------------------------------------------------------------------------- */
+
+static gsize
+node_workspace (CpuBackend *cb, EaselTensor *t, EaselCpuConv2d *conv, EaselCpuAttention *att)
+{
+  int nth = easel_cpu_pool_get_n_threads (cb->pool);
+  if (t->op == EASEL_OP_CONV2D) {
+    EaselTensor *x = t->src[0], *w = t->src[1];
+    easel_cpu_conv2d_init (conv, x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
+                           w->shape[3], t->ip[0], t->ip[1]);
+    return easel_cpu_conv2d_workspace (conv, nth);
+  }
+  if (t->op == EASEL_OP_ATTENTION) {
+    EaselTensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
+    gint64 heads = t->ip[0];
+    *att = (EaselCpuAttention) {
+      .batch = q->shape[0], .heads = heads, .lq = q->shape[1], .lk = k->shape[1], .d = q->shape[2] / heads,
+      .ld_q = q->stride[1], .ld_k = k->stride[1], .ld_v = v->stride[1], .ld_o = t->shape[2],
+      .scale = t->fp[0], .causal = t->ip[1],
+    };
+    return easel_cpu_attention_workspace (att, nth);
+  }
+  return 0;
+}
+
+static void
+get_rows (CpuBackend *cb, EaselTensor *t)
+{
+  EaselTensor *table = t->src[0], *ids = t->src[1];
+  const gint32 *id = (const gint32 *) ptr (cb, ids);
+  gint64 n = easel_tensor_numel (ids), V = table->shape[0], D = table->shape[1];
+  float *y = ptr (cb, t);
+  gsize es = easel_dtype_size (table->dtype);
+  const guint8 *base = (const guint8 *) table->base->data + table->offset * es;
+
+  for (gint64 i = 0; i < n; i++) {
+    gint64 r = CLAMP (id[i], 0, V - 1);   /* ids come from the tokenizer; clamp, never read outside */
+    easel_dtype_to_f32 (table->dtype, base + r * table->stride[0] * es, y + i * D, D);
+  }
+}
+
+static void
+scale (CpuBackend *cb, EaselTensor *t)
+{
+  float *y = ptr (cb, t);
+  const float *x = ptr (cb, t->src[0]);
+  float s = t->fp[0];
+  gint64 n = easel_tensor_numel (t);
+  for (gint64 i = 0; i < n; i++)
+    y[i] = x[i] * s;
+}
+
+static gboolean
+run_node (CpuBackend *cb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  EaselCpuConv2d conv;
+  EaselCpuAttention att;
+
+  switch (t->op) {
+  case EASEL_OP_LEAF:
+  case EASEL_OP_VIEW:
+    return TRUE;
+  case EASEL_OP_CONTIGUOUS:
+    strided_copy (cb, ptr (cb, t), ptr (cb, x), x);
+    return TRUE;
+  case EASEL_OP_LINEAR: {
+    gint64 K = x->shape[x->n_dims - 1], N = t->shape[t->n_dims - 1];
+    easel_cpu_linear_f32 (cb->pool, ptr (cb, t), ptr (cb, x), ptr (cb, t->src[1]),
+                          t->src[2] ? ptr (cb, t->src[2]) : NULL, easel_tensor_numel (x) / K, N, K);
+    return TRUE;
+  }
+  case EASEL_OP_CONV2D:
+    node_workspace (cb, t, &conv, &att);
+    easel_cpu_conv2d_f32 (cb->pool, ptr (cb, t), ptr (cb, x), ptr (cb, t->src[1]),
+                          t->src[2] ? ptr (cb, t->src[2]) : NULL, &conv, cb->work);
+    return TRUE;
+  case EASEL_OP_GROUP_NORM: {
+    gint64 N = x->shape[0], C = x->shape[1];
+    easel_cpu_group_norm_f32 (cb->pool, ptr (cb, t), ptr (cb, x), t->src[1] ? ptr (cb, t->src[1]) : NULL,
+                              t->src[2] ? ptr (cb, t->src[2]) : NULL, N, C, easel_tensor_numel (x) / (N * C),
+                              t->ip[0], t->fp[0], t->ip[1]);
+    return TRUE;
+  }
+  case EASEL_OP_LAYER_NORM: {
+    gint64 D = x->shape[x->n_dims - 1];
+    easel_cpu_layer_norm_f32 (cb->pool, ptr (cb, t), ptr (cb, x), t->src[1] ? ptr (cb, t->src[1]) : NULL,
+                              t->src[2] ? ptr (cb, t->src[2]) : NULL, easel_tensor_numel (x) / D, D, t->fp[0]);
+    return TRUE;
+  }
+  case EASEL_OP_UNARY: {
+    static const EaselCpuUnaryOp map[] = {
+      [EASEL_UNARY_SILU] = EASEL_CPU_SILU, [EASEL_UNARY_GELU] = EASEL_CPU_GELU,
+      [EASEL_UNARY_GELU_TANH] = EASEL_CPU_GELU_TANH, [EASEL_UNARY_QUICK_GELU] = EASEL_CPU_QUICK_GELU,
+    };
+    easel_cpu_unary_f32 (cb->pool, map[t->ip[0]], ptr (cb, t), ptr (cb, x), easel_tensor_numel (x));
+    return TRUE;
+  }
+  case EASEL_OP_BINARY:
+    binary (cb, t);
+    return TRUE;
+  case EASEL_OP_SCALE:
+    scale (cb, t);
+    return TRUE;
+  case EASEL_OP_GEGLU: {
+    gint64 F = t->shape[t->n_dims - 1];
+    easel_cpu_geglu_f32 (cb->pool, ptr (cb, t), ptr (cb, x), easel_tensor_numel (t) / F, F);
+    return TRUE;
+  }
+  case EASEL_OP_ATTENTION:
+    node_workspace (cb, t, &conv, &att);
+    easel_cpu_attention_f32 (cb->pool, ptr (cb, t), ptr (cb, t->src[0]), ptr (cb, t->src[1]), ptr (cb, t->src[2]),
+                             &att, cb->work);
+    return TRUE;
+  case EASEL_OP_UPSAMPLE_NEAREST:
+    easel_cpu_resize_nearest_f32 (cb->pool, ptr (cb, t), ptr (cb, x), x->shape[0], x->shape[1], x->shape[2],
+                                  x->shape[3], t->shape[2], t->shape[3]);
+    return TRUE;
+  case EASEL_OP_CONCAT: {
+    EaselTensor *b = t->src[1];
+    int axis = t->ip[0];
+    gint64 N = 1, HW = 1;
+    for (int d = 0; d < axis; d++)
+      N *= t->shape[d];
+    for (int d = axis + 1; d < t->n_dims; d++)
+      HW *= t->shape[d];
+    easel_cpu_concat_channels_f32 (cb->pool, ptr (cb, t), ptr (cb, x), ptr (cb, b), N, x->shape[axis],
+                                   b->shape[axis], HW);
+    return TRUE;
+  }
+  case EASEL_OP_TIMESTEP_EMBEDDING:
+    easel_cpu_timestep_embedding_f32 (ptr (cb, t), ptr (cb, x), x->shape[0], t->ip[0]);
+    return TRUE;
+  case EASEL_OP_GET_ROWS:
+    get_rows (cb, t);
+    return TRUE;
+  case EASEL_OP_COUNT:
+  default:
+    break;
+  }
+  g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "cpu backend: op %d not implemented", t->op);
+  return FALSE;
+}
+
+static gboolean
+cpu_compute (EaselBackend *b, EaselGraph *g, GError **error)
+{
+  CpuBackend *cb = (CpuBackend *) b;
+  guint n = easel_graph_n_nodes (g);
+  gsize arena = easel_graph_plan (g), work = 0;
+  EaselCpuConv2d conv;
+  EaselCpuAttention att;
+
+  for (guint i = 0; i < n; i++)
+    work = MAX (work, node_workspace (cb, easel_graph_node (g, i), &conv, &att));
+  cb->arena = grow (cb->arena, &cb->arena_size, MAX (arena, 64), 1);
+  cb->work = grow (cb->work, &cb->work_floats, MAX (work, 16), sizeof (float));
+
+  for (guint i = 0; i < n; i++) {
+    EaselTensor *t = easel_graph_node (g, i);
+    if (!(t->flags & EASEL_TENSOR_INPUT))
+      continue;
+    if (t->host == NULL) {
+      g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "input '%s' has no data", t->name);
+      return FALSE;
+    }
+    memcpy ((guint8 *) cb->arena + t->arena_offset, t->host, easel_tensor_nbytes (t));
+  }
+  for (guint i = 0; i < n; i++)
+    if (!run_node (cb, easel_graph_node (g, i), error))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+cpu_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error)
+{
+  CpuBackend *cb = (CpuBackend *) b;
+  if (t->dtype != EASEL_DTYPE_F32) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "read: '%s' is not F32", t->name ? t->name : "?");
+    return FALSE;
+  }
+  strided_copy (cb, out, ptr (cb, t), t);
+  return TRUE;
+}
+
+static void
+cpu_free (EaselBackend *b)
+{
+  CpuBackend *cb = (CpuBackend *) b;
+  easel_cpu_pool_free (cb->pool);
+  g_hash_table_unref (cb->weights);
+  g_free (cb->arena);
+  g_free (cb->work);
+  g_free (cb);
+}
+
+static const EaselBackendClass cpu_class = { "cpu", cpu_compute, cpu_read, cpu_free };
+
+EaselBackend *
+easel_backend_new_cpu (int n_threads)
+{
+  CpuBackend *cb = g_new0 (CpuBackend, 1);
+  cb->parent.klass = &cpu_class;
+  cb->pool = easel_cpu_pool_new (n_threads);
+  cb->weights = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  return &cb->parent;
+}
