@@ -212,6 +212,68 @@ easel_golden_compare (EaselGolden *g, const char *label, const float *got, const
   return FALSE;
 }
 
+static void
+model_free (gpointer p)
+{
+  EaselGoldenModel *m = p;
+  g_free (m->name);
+  g_free (m->folder);
+  g_free (m->single_file);
+  g_free (m);
+}
+
+GPtrArray *
+easel_golden_models (EaselGolden *g, const EaselJson *manifest)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (model_free);
+  const char *text = easel_json_get_string (manifest, "model", "");
+  const char *p = text;
+
+  while ((p = strstr (p, "models/")) != NULL) {
+    const char *b = p + strlen ("models/"), *e = b;
+    while (g_ascii_isalnum (*e) || *e == '_' || *e == '-' || *e == '.')
+      e++;
+    g_autofree char *name = g_strndup (b, e - b);
+    p = e;
+    if (g_str_has_suffix (name, ".safetensors"))
+      name[strlen (name) - strlen (".safetensors")] = '\0';
+    while (name[0] && name[strlen (name) - 1] == '.')
+      name[strlen (name) - 1] = '\0';
+    gboolean seen = name[0] == '\0';
+    for (guint i = 0; !seen && i < out->len; i++)
+      seen = strcmp (((EaselGoldenModel *) out->pdata[i])->name, name) == 0;
+    if (seen)
+      continue;
+    EaselGoldenModel *m = g_new0 (EaselGoldenModel, 1);
+    m->name = g_strdup (name);
+    m->folder = g_build_filename (g->dir, "models", name, NULL);
+    m->single_file = g_strconcat (m->folder, ".safetensors", NULL);
+    if (!g_file_test (m->folder, G_FILE_TEST_IS_DIR))
+      g_clear_pointer (&m->folder, g_free);
+    if (!g_file_test (m->single_file, G_FILE_TEST_IS_REGULAR))
+      g_clear_pointer (&m->single_file, g_free);
+    g_ptr_array_add (out, m);
+  }
+  return out;
+}
+
+void
+easel_golden_collect_refs (EaselGolden *g, GPtrArray *cases, const char *ref, gboolean (*accept) (const char *))
+{
+  g_autofree char *rel = g_build_filename ("refs", ref, "manifest.json", NULL);
+  g_autofree char *dir = g_build_filename (g->dir, "refs", ref, NULL);
+  const EaselJson *list = easel_json_get (easel_golden_manifest (g, rel), "cases");
+
+  for (gsize i = 0; i < easel_json_length (list); i++) {
+    const EaselJson *c = easel_json_at (list, i);
+    const char *name = easel_json_get_string (c, "name", NULL);
+    if (name == NULL || (accept && !accept (name)))
+      continue;
+    g_autofree char *full = g_strdup_printf ("%s/%s", ref, name);
+    g_ptr_array_add (cases, easel_golden_case_new (full, dir, c));
+  }
+}
+
 static const EaselGoldenKind *
 find_kind (const char *name)
 {

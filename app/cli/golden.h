@@ -62,6 +62,21 @@ void easel_golden_tolerance (const EaselJson *spec, double default_abs, double d
 gboolean easel_golden_compare (EaselGolden *g, const char *label, const float *got, const float *want,
                                gsize n, const gint64 *shape, int n_dims, double atol, double rtol);
 
+/* The models a refs manifest's "model" text names ("../../models/NAME", "NAME(.safetensors)"), each
+ * with the forms present in DIR: a diffusers folder DIR/models/NAME/ and a single file
+ * DIR/models/NAME.safetensors (NULL when absent). Network kinds run each case once per form. */
+typedef struct {
+  char *name;
+  char *folder;        /* diffusers folder, or NULL */
+  char *single_file;   /* .safetensors, or NULL */
+} EaselGoldenModel;
+/* transfer full: GPtrArray of EaselGoldenModel*, in the order the text names them */
+GPtrArray *easel_golden_models (EaselGolden *g, const EaselJson *manifest);
+/* Cases of refs/<ref>/manifest.json whose names satisfy accept (NULL: all); each gets the manifest's
+ * folder as dir and its entry as spec. */
+void easel_golden_collect_refs (EaselGolden *g, GPtrArray *cases, const char *ref,
+                                gboolean (*accept) (const char *case_name));
+
 /* --- the kinds (golden-*.c) -------------------------------------------------------------- */
 
 extern const EaselGoldenKind easel_golden_kind_tokenizer;
