@@ -817,33 +817,6 @@ easel_parameters_copy (const EaselParameters *p)
   return c;
 }
 
-static gboolean
-same_double (double a, double b)
-{
-  return (isnan (a) && isnan (b)) || a == b;
-}
-
-gboolean
-easel_parameters_equal (const EaselParameters *a, const EaselParameters *b)
-{
-  if (g_strcmp0 (a->prompt, b->prompt) || g_strcmp0 (a->negative, b->negative)
-      || a->steps != b->steps || g_strcmp0 (a->sampler, b->sampler)
-      || g_strcmp0 (a->schedule_type, b->schedule_type) || !same_double (a->cfg_scale, b->cfg_scale)
-      || a->has_seed != b->has_seed || (a->has_seed && a->seed != b->seed)
-      || a->width != b->width || a->height != b->height
-      || g_strcmp0 (a->model_hash, b->model_hash) || g_strcmp0 (a->model, b->model)
-      || !same_double (a->denoising_strength, b->denoising_strength)
-      || a->clip_skip != b->clip_skip || a->extras->len != b->extras->len)
-    return FALSE;
-  for (guint i = 0; i < a->extras->len; i++) {
-    const EaselParameterExtra *x = g_ptr_array_index (a->extras, i);
-    const EaselParameterExtra *y = g_ptr_array_index (b->extras, i);
-    if (strcmp (x->key, y->key) != 0 || strcmp (x->value, y->value) != 0)
-      return FALSE;
-  }
-  return TRUE;
-}
-
 static gint
 find_extra (const EaselParameters *p, const char *key)
 {
@@ -1009,6 +982,25 @@ easel_parameters_count (const EaselParameters *p)
 {
   g_autoptr(GPtrArray) entries = collect_entries (p);
   return entries->len / 2;
+}
+
+/* Same prompt, negative and entries in the order the writer puts them (numbers compared through
+ * their text, which reads back exactly; extras named like A1111's keys in A1111's places). */
+gboolean
+easel_parameters_equal (const EaselParameters *a, const EaselParameters *b)
+{
+  g_autoptr(GPtrArray) x = NULL, y = NULL;
+
+  if (strcmp (a->prompt, b->prompt) != 0 || strcmp (a->negative, b->negative) != 0)
+    return FALSE;
+  x = collect_entries (a);
+  y = collect_entries (b);
+  if (x->len != y->len)
+    return FALSE;
+  for (guint i = 0; i < x->len; i++)
+    if (strcmp (g_ptr_array_index (x, i), g_ptr_array_index (y, i)) != 0)
+      return FALSE;
+  return TRUE;
 }
 
 /* infotext_utils.quote: JSON (ensure_ascii=False) when the value holds ',' '\n' or ':'. Also

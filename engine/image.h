@@ -119,6 +119,8 @@ EaselParameters *easel_parameters_new (void);
 void             easel_parameters_free (EaselParameters *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselParameters, easel_parameters_free)
 EaselParameters *easel_parameters_copy (const EaselParameters *p);
+/* Same prompt and negative, and the same "Key: value" entries in the order the writer puts them
+ * (so clip_skip 0 and 1 are equal: A1111 writes neither). */
 gboolean         easel_parameters_equal (const EaselParameters *a, const EaselParameters *b);
 
 /* Sets a string field (copies; NULL allowed where the field allows it). */
