@@ -1018,6 +1018,41 @@ append_value (GString *out, const char *v)
     g_string_append (out, v);
 }
 
+static guint
+count_params (const char *line, gsize len)
+{
+  g_autoptr(GPtrArray) found = find_params (line, len);
+  return found->len / 2;
+}
+
+/* Prompt and negative with no parameters line (A1111 always writes one): the last line must not
+ * read as parameters (3 or more "Key: value" matches) and strip() must not eat an empty last
+ * line. A bare "Negative prompt:" line reads back as nothing but the start of the negative (or
+ * an empty line of it), and any negative line may carry the prefix, which the reader removes. */
+static void
+append_bare (GString *s, const EaselParameters *p)
+{
+  const char *neg = p->negative, *last;
+
+  if (*neg == '\0') {
+    last = strrchr (p->prompt, '\n');
+    last = last ? last + 1 : p->prompt;
+    if (*last == '\0' ? *p->prompt != '\0' : count_params (last, strlen (last)) >= 3)
+      g_string_append (s, "\nNegative prompt:");
+    return;
+  }
+  g_string_append (s, "\nNegative prompt:\n");
+  last = strrchr (neg, '\n');
+  last = last ? last + 1 : neg;
+  g_string_append_len (s, neg, last - neg);
+  if (*last == '\0')
+    g_string_append (s, "Negative prompt:");
+  else if (count_params (last, strlen (last)) >= 3)
+    g_string_append_printf (s, "Negative prompt: %s", last);
+  else
+    g_string_append (s, last);
+}
+
 char *
 easel_parameters_to_text (const EaselParameters *p)
 {
@@ -1025,11 +1060,15 @@ easel_parameters_to_text (const EaselParameters *p)
   GString *s = g_string_new (p->prompt);
   const char *b, *e;
 
-  if (p->negative && *p->negative) {
-    g_string_append (s, "\nNegative prompt: ");
-    g_string_append (s, p->negative);
+  if (entries->len > 0) {
+    if (*p->negative) {
+      g_string_append (s, "\nNegative prompt: ");
+      g_string_append (s, p->negative);
+    }
+    g_string_append_c (s, '\n');
+  } else {
+    append_bare (s, p);
   }
-  g_string_append_c (s, '\n');
   for (guint i = 0; i < entries->len; i += 2) {
     if (i > 0)
       g_string_append (s, ", ");
