@@ -1025,32 +1025,50 @@ count_params (const char *line, gsize len)
   return found->len / 2;
 }
 
-/* Prompt and negative with no parameters line (A1111 always writes one): the last line must not
- * read as parameters (3 or more "Key: value" matches) and strip() must not eat an empty last
- * line. A bare "Negative prompt:" line reads back as nothing but the start of the negative (or
- * an empty line of it), and any negative line may carry the prefix, which the reader removes. */
-static void
-append_bare (GString *s, const EaselParameters *p)
-{
-  const char *neg = p->negative, *last;
+static const char neg_prefix[] = "Negative prompt:";
 
-  if (*neg == '\0') {
-    last = strrchr (p->prompt, '\n');
-    last = last ? last + 1 : p->prompt;
-    if (*last == '\0' ? *p->prompt != '\0' : count_params (last, strlen (last)) >= 3)
-      g_string_append (s, "\nNegative prompt:");
-    return;
+/* "\nNegative prompt: <negative>" as A1111 writes it, where A1111's reader gets it back; else
+ * with the few changes that make it read back. The reader strips the prefix off every line of
+ * the negative that starts with it, so a line that starts with it gets one more. With no
+ * parameters line (bare; A1111 always has one) the last line must not read as parameters (3 or
+ * more "Key: value" matches) and strip() must not eat an empty last line: the negative starts on
+ * the line after a bare "Negative prompt:", an empty last line is written as a bare prefix, and a
+ * last line that would read as parameters gets the prefix (with it, it read as a prompt line). */
+static void
+append_negative (GString *s, const char *neg, gboolean bare)
+{
+  g_auto(GStrv) lines = g_strsplit (neg, "\n", -1);
+  guint n = g_strv_length (lines);
+
+  g_string_append (s, bare ? "\nNegative prompt:" : "\nNegative prompt: ");
+  for (guint i = 0; i < n; i++) {
+    const char *line = lines[i];
+    gboolean last = i + 1 == n;
+
+    if (i > 0 || bare)
+      g_string_append_c (s, '\n');
+    if (!bare && i == 0)
+      g_string_append (s, line);
+    else if (bare && last && *line == '\0')
+      g_string_append (s, neg_prefix);
+    else if (g_str_has_prefix (line, neg_prefix)
+             || (bare && last && count_params (line, strlen (line)) >= 3))
+      g_string_append_printf (s, "%s %s", neg_prefix, line);
+    else
+      g_string_append (s, line);
   }
-  g_string_append (s, "\nNegative prompt:\n");
-  last = strrchr (neg, '\n');
-  last = last ? last + 1 : neg;
-  g_string_append_len (s, neg, last - neg);
-  if (*last == '\0')
-    g_string_append (s, "Negative prompt:");
-  else if (count_params (last, strlen (last)) >= 3)
-    g_string_append_printf (s, "Negative prompt: %s", last);
-  else
-    g_string_append (s, last);
+}
+
+/* With no parameters line and no negative, the prompt's last line must not read as parameters
+ * and an empty last line must survive strip(): a bare "Negative prompt:" after it does both. */
+static void
+append_bare_end (GString *s, const char *prompt)
+{
+  const char *last = strrchr (prompt, '\n');
+
+  last = last ? last + 1 : prompt;
+  if (*last == '\0' ? *prompt != '\0' : count_params (last, strlen (last)) >= 3)
+    g_string_append (s, "\nNegative prompt:");
 }
 
 char *
@@ -1060,15 +1078,12 @@ easel_parameters_to_text (const EaselParameters *p)
   GString *s = g_string_new (p->prompt);
   const char *b, *e;
 
-  if (entries->len > 0) {
-    if (*p->negative) {
-      g_string_append (s, "\nNegative prompt: ");
-      g_string_append (s, p->negative);
-    }
+  if (*p->negative)
+    append_negative (s, p->negative, entries->len == 0);
+  else if (entries->len == 0)
+    append_bare_end (s, p->prompt);
+  if (entries->len > 0)
     g_string_append_c (s, '\n');
-  } else {
-    append_bare (s, p);
-  }
   for (guint i = 0; i < entries->len; i += 2) {
     if (i > 0)
       g_string_append (s, ", ");
@@ -1270,7 +1285,6 @@ easel_parameters_parse (const char *text, gssize len, GError **error)
   g_autoptr(GPtrArray) params = NULL;
   const char *b, *e, *last, *lines_end, *line;
   gboolean negative = FALSE;
-  static const char neg_prefix[] = "Negative prompt:";
 
   g_return_val_if_fail (text != NULL || len == 0, NULL);
   if (len < 0)

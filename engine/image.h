@@ -134,11 +134,12 @@ const char *easel_parameters_get_extra (const EaselParameters *p, const char *ke
  * values quoted as infotext_utils.quote does (JSON when they hold ',' ':' or a newline), numbers
  * as Python prints them (7, 7.5, 0.75). Departures, only where A1111's own reader would misread
  * its text: empty values, values with leading/trailing whitespace or starting with '"' are quoted
- * too; a key whose value equals the key is written "K: K", not bare "K"; with no entries (A1111
- * always has some) the negative goes on the line after a bare "Negative prompt:", and an empty
- * last line is written as a bare "Negative prompt:" (strip() would drop it). A1111 reads the
- * last line as parameters only when it holds 3 or more "Key: value" pairs, so 1 or 2 given
- * fields cannot round-trip. transfer full. */
+ * too; a key whose value equals the key is written "K: K", not bare "K"; a negative line that
+ * starts with "Negative prompt:" gets that prefix once more (the reader removes one); with no
+ * entries (A1111 always has some) the negative goes on the line after a bare "Negative prompt:",
+ * which also marks an empty last line that strip() would drop, or ends a prompt whose last line
+ * would read as parameters. A1111 reads the last line as parameters only when it holds 3 or more
+ * "Key: value" pairs, so 1 or 2 given fields cannot round-trip. transfer full. */
 char *easel_parameters_to_text (const EaselParameters *p);
 
 /* Parses a parameters text (UTF-8; len -1 for NUL-terminated) as parse_generation_parameters
