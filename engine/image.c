@@ -275,7 +275,7 @@ png_read_guarded (PngReader *r)
   png_set_read_fn (r->png, r, png_read_cb);
   png_set_user_limits (r->png, EASEL_IMAGE_MAX_SIDE, EASEL_IMAGE_MAX_SIDE);
   png_set_chunk_cache_max (r->png, 1000);                 /* ancillary chunks kept */
-  png_set_chunk_malloc_max (r->png, 64u * 1024 * 1024);   /* also caps zTXt/iTXt inflation */
+  png_set_chunk_malloc_max (r->png, 16u * 1024 * 1024);   /* also caps zTXt/iTXt inflation */
   png_read_info (r->png, r->info);
   png_get_IHDR (r->png, r->info, &w, &h, &bit_depth, &color_type, &interlace, NULL, NULL);
 
@@ -341,6 +341,34 @@ check_ihdr (const guint8 *data, gsize len, const char *name, GError **error)
   return TRUE;
 }
 
+/* Walks the chunk headers: a chunk that claims more bytes than the data holds is refused here,
+ * before libpng allocates a buffer of the claimed size (up to 2 GiB from a 100-byte file). */
+static gboolean
+check_chunks (const guint8 *data, gsize len, const char *name, GError **error)
+{
+  gsize off = 8;
+
+  while (len - off >= 8) {
+    guint32 n = ((guint32) data[off] << 24) | ((guint32) data[off + 1] << 16)
+                | ((guint32) data[off + 2] << 8) | data[off + 3];
+    char type[5];
+
+    for (int i = 0; i < 4; i++)
+      type[i] = g_ascii_isalpha (data[off + 4 + i]) ? (char) data[off + 4 + i] : '?';
+    type[4] = '\0';
+    if (n > 0x7fffffffu || (gsize) n > len - off - 8 || len - off - 8 - n < 4) {
+      g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE,
+                   "%s: invalid PNG: truncated: chunk %s claims %u bytes, %" G_GSIZE_FORMAT
+                   " are left", name, type, n, len - off - 8);
+      return FALSE;
+    }
+    if (memcmp (type, "IEND", 4) == 0)
+      break;
+    off += 12 + (gsize) n;
+  }
+  return TRUE;   /* a missing IEND is libpng's to report */
+}
+
 EaselImage *
 easel_png_load_from_data (const guint8 *data, gsize len, const char *display_name,
                           EaselPngInfo **info_out, GError **error)
@@ -356,7 +384,7 @@ easel_png_load_from_data (const guint8 *data, gsize len, const char *display_nam
                  "%s: not a PNG file (no PNG signature)", r.name);
     return NULL;
   }
-  if (!check_ihdr (data, len, r.name, error))
+  if (!check_ihdr (data, len, r.name, error) || !check_chunks (data, len, r.name, error))
     return NULL;
 
   r.data = data;

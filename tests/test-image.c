@@ -387,6 +387,18 @@ test_not_png (void)
   assert_invalid ((const guint8 *) "\x89PNG\r\n\x1a", 7, "not a PNG");
 }
 
+/* A w x h RGB pattern encoded with texts, as a copy the test may corrupt. transfer full. */
+static guint8 *
+encoded_copy (gint w, gint h, const char *const *texts, gsize *len)
+{
+  g_autoptr(EaselImage) img = pattern_image (w, h, 3);
+  g_autoptr(GBytes) b = easel_png_encode (img, texts, NULL);
+  const guint8 *d;
+  g_assert_nonnull (b);
+  d = g_bytes_get_data (b, len);
+  return g_memdup2 (d, *len);
+}
+
 /* Every prefix of a valid file is an error (never a crash or a partial image). */
 static void
 test_truncated (void)
@@ -405,10 +417,8 @@ test_truncated (void)
 static void
 test_huge_dimensions (void)
 {
-  g_autoptr(EaselImage) img = pattern_image (2, 2, 3);
-  g_autoptr(GBytes) b = easel_png_encode (img, NULL, NULL);
   gsize len;
-  g_autofree guint8 *d = g_memdup2 (g_bytes_get_data (b, &len), g_bytes_get_size (b));
+  g_autofree guint8 *d = encoded_copy (2, 2, NULL, &len);
   const guint32 sizes[][2] = { { 100000, 100000 }, { EASEL_IMAGE_MAX_SIDE + 1, 1 },
                                { 1, EASEL_IMAGE_MAX_SIDE + 1 }, { 0x7fffffff, 0x7fffffff },
                                { 0, 5 } };
@@ -423,13 +433,25 @@ test_huge_dimensions (void)
   }
 }
 
+/* A chunk claiming ~2 GiB in a tiny file is refused before anything of that size is allocated. */
+static void
+test_huge_chunk_length (void)
+{
+  const char *texts[] = { "parameters", "x", NULL };
+  gsize len;
+  g_autofree guint8 *d = encoded_copy (2, 2, texts, &len);
+  gssize off = find_chunk (d, len, "tEXt");
+
+  g_assert_cmpint (off, >, 0);
+  put_be32 (d + off, 0x7e00003du);
+  assert_invalid (d, len, "chunk tEXt claims 2113929277 bytes");
+}
+
 static void
 test_bad_crc (void)
 {
-  g_autoptr(EaselImage) img = pattern_image (4, 4, 3);
-  g_autoptr(GBytes) b = easel_png_encode (img, NULL, NULL);
   gsize len;
-  const guint8 *orig = g_bytes_get_data (b, &len);
+  g_autofree guint8 *orig = encoded_copy (4, 4, NULL, &len);
   const char *chunks[] = { "IHDR", "IDAT" };
 
   for (guint i = 0; i < G_N_ELEMENTS (chunks); i++) {
@@ -974,6 +996,7 @@ main (int argc, char **argv)
   g_test_add_func ("/image/hostile/not-png", test_not_png);
   g_test_add_func ("/image/hostile/truncated", test_truncated);
   g_test_add_func ("/image/hostile/huge-dimensions", test_huge_dimensions);
+  g_test_add_func ("/image/hostile/huge-chunk-length", test_huge_chunk_length);
   g_test_add_func ("/image/hostile/bad-crc", test_bad_crc);
   g_test_add_func ("/image/save/unwritable", test_save_unwritable);
   g_test_add_func ("/image/save/replaces", test_save_replaces_atomically);
