@@ -595,6 +595,8 @@ easel_json_append_string (GString *out, const char *s)
     case '\n': g_string_append (out, "\\n"); break;
     case '\r': g_string_append (out, "\\r"); break;
     case '\t': g_string_append (out, "\\t"); break;
+    case '\b': g_string_append (out, "\\b"); break;   /* as Python's json.dumps */
+    case '\f': g_string_append (out, "\\f"); break;
     default:
       if (*p < 0x20)
         g_string_append_printf (out, "\\u%04x", *p);
