@@ -100,6 +100,16 @@ easel_cli_tokenize (int argc, char **argv)
     return 1;
   }
 
+  /* ComfyUI's clip_g packs on its own (pad 0, "!" special); A1111 repads CLIP-L's chunks */
+  g_autoptr(GArray) chunks2 = NULL;
+  if (sdxl && comfy) {
+    chunks2 = easel_prompt_chunks_comfy (tok, segs, 0, EASEL_TOKENIZE_BANG_SPECIAL, &error);
+    if (chunks2 == NULL) {
+      easel_cli_error ("%s", error->message);
+      return 1;
+    }
+  }
+
   printf ("vocabulary: %s\n", easel_tokenizer_source (tok));
   for (guint i = 0; i < segs->len; i++) {
     const EaselPromptSegment *s = &g_array_index (segs, EaselPromptSegment, i);
@@ -120,18 +130,13 @@ easel_cli_tokenize (int argc, char **argv)
       }
     if (any)
       printf ("\n");
-    if (sdxl) {
+    if (sdxl && !comfy) {
       EaselPromptChunk second = *ch;
-      if (comfy) {
-        /* ComfyUI's clip_g packs with pad 0 from the start */
-        g_autoptr(GArray) g2 = easel_prompt_chunks_comfy (tok, segs, 0, EASEL_TOKENIZE_BANG_SPECIAL, NULL);
-        if (g2 && c < g2->len)
-          second = g_array_index (g2, EaselPromptChunk, c);
-      } else {
-        easel_prompt_chunk_repad (&second, easel_tokenizer_eos (tok), 0);
-      }
+      easel_prompt_chunk_repad (&second, easel_tokenizer_eos (tok), 0);
       print_ids ("chunk2", c, second.ids);
     }
   }
+  for (guint c = 0; chunks2 && c < chunks2->len; c++)
+    print_ids ("chunk2", c, g_array_index (chunks2, EaselPromptChunk, c).ids);
   return 0;
 }
