@@ -438,10 +438,35 @@ test_search (void)
   }
 }
 
+static void
+remove_tree (const char *path)
+{
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
+    g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name (d)) != NULL) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      remove_tree (child);
+    }
+    g_rmdir (path);
+  } else {
+    g_remove (path);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
-  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  /* our own HOME and XDG folders (G_TEST_OPTION_ISOLATE_DIRS leaks in GLib 2.74, which the
+   * sanitizer build reports), set before GLib caches them */
+  g_autofree char *home = g_dir_make_tmp ("easel-test-home-XXXXXX", NULL);
+  g_autofree char *data = g_build_filename (home, "data", NULL);
+  g_autofree char *sys = g_build_filename (home, "system-data", NULL);
+  int status;
+  g_setenv ("HOME", home, TRUE);
+  g_setenv ("XDG_DATA_HOME", data, TRUE);
+  g_setenv ("XDG_DATA_DIRS", sys, TRUE);
+  g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/tokenizer/vocabulary", test_vocabulary);
   g_test_add_func ("/tokenizer/words", test_words);
   g_test_add_func ("/tokenizer/unicode", test_unicode);
@@ -450,5 +475,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tokenizer/long", test_long);
   g_test_add_func ("/tokenizer/bad-files", test_bad_files);
   g_test_add_func ("/tokenizer/search", test_search);
-  return g_test_run ();
+  status = g_test_run ();
+  remove_tree (home);
+  return status;
 }
