@@ -16,7 +16,7 @@
 #include "json.h"
 
 #define MAX_VOCAB        (1u << 22)      /* ids accepted from a vocab.json */
-#define MAX_GZ_OUTPUT    (64u << 20)     /* decompressed merges file */
+#define MAX_GZ_OUTPUT    (64u << 20)     /* merges text, decompressed or not */
 #define OPENAI_N_MERGES  (49152 - 256 - 2)
 #define CACHE_MAX_WORDS  65536           /* the word cache is cleared when it grows past this */
 #define CACHE_MAX_BYTES  128             /* longer pieces are not cached */
@@ -444,7 +444,7 @@ easel_tokenizer_new_from_hf (const char *vocab_json, const char *merges_txt, GEr
 {
   g_autoptr(EaselTokenizer) tok = tokenizer_alloc (vocab_json);
   g_autoptr(EaselJson) root = easel_json_parse_file (vocab_json, 64u << 20, error);
-  g_autofree char *merges = NULL;
+  const char *merges = NULL;
   gsize merges_len = 0, n;
   MergeState st = { 0, -1, 0 };
 
@@ -466,8 +466,15 @@ easel_tokenizer_new_from_hf (const char *vocab_json, const char *merges_txt, GEr
     vocab_set (tok, (gint32) id, g_strdup (easel_json_key_at (root, i)));
   }
 
-  if (!g_file_get_contents (merges_txt, &merges, &merges_len, error))
+  g_autoptr(GMappedFile) mf = g_mapped_file_new (merges_txt, FALSE, error);
+  if (mf == NULL)
     return NULL;
+  merges_len = g_mapped_file_get_length (mf);
+  if (merges_len > MAX_GZ_OUTPUT) {
+    fail (error, EASEL_ERROR_INVALID_FILE, merges_txt, "is larger than %u MiB; not a merges file", MAX_GZ_OUTPUT >> 20);
+    return NULL;
+  }
+  merges = g_mapped_file_get_contents (mf);
   g_free (tok->source);
   tok->source = g_strdup (merges_txt);
   merges_alloc (tok, merges_len / 4 + 1);
