@@ -1,0 +1,83 @@
+/* engine/easel.h: the public API of libeasel, the only engine header app/ includes for generation.
+ *
+ * An EaselEngine owns a backend (Vulkan or CPU) and is used from one thread at a time (the app's
+ * engine thread). Models are loaded once and shared by reference between queued jobs; a job's
+ * parameters are plain data. Progress and cancellation belong to the job: the progress callback
+ * runs on the engine thread after every sampler step, and the GCancellable is checked between
+ * steps. */
+#pragma once
+
+#include <gio/gio.h>
+#include <glib.h>
+
+#include "error.h"
+#include "family.h"
+#include "image.h"
+#include "rng.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  const char *backend;      /* "auto" (Vulkan when usable, else CPU), "cpu", "vulkan"; NULL = auto */
+  const char *device;       /* Vulkan device index or name; NULL = first usable */
+  int n_threads;            /* CPU threads; <= 0: all cores ($EASEL_THREADS) */
+  double max_vram_gib;      /* 0 = no limit below the device's own */
+} EaselEngineOptions;
+
+typedef struct _EaselEngine EaselEngine;
+EaselEngine *easel_engine_new (const EaselEngineOptions *options, GError **error);   /* transfer full */
+void         easel_engine_free (EaselEngine *engine);
+/* "cpu" or "vulkan: <device name>", and why when Auto fell back to the CPU. */
+const char  *easel_engine_describe (EaselEngine *engine);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselEngine, easel_engine_free)
+
+typedef struct _EaselModel EaselModel;
+/* A checkpoint file or diffusers folder, its family detected from its tensors. transfer full. */
+EaselModel *easel_model_load (EaselEngine *engine, const char *path, GError **error);
+EaselModel *easel_model_ref (EaselModel *model);
+void        easel_model_unref (EaselModel *model);
+const char *easel_model_path (const EaselModel *model);
+const EaselDetection *easel_model_detection (const EaselModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselModel, easel_model_unref)
+
+typedef struct {
+  const char *prompt;                /* A1111 syntax: (w:1.2), [w], BREAK, long prompts */
+  const char *negative_prompt;
+  const char *sampler;               /* ComfyUI id ("dpmpp_2m") or A1111 name ("DPM++ 2M") */
+  const char *scheduler;             /* ComfyUI id ("karras") */
+  int steps;
+  double cfg;
+  guint64 seed;
+  EaselRngKind rng;                  /* CPU = ComfyUI's noise, CUDA = A1111's GPU noise */
+  int width, height;                 /* multiples of 8 */
+  int batch_size, batch_count;       /* seeds advance by one per image, as A1111 does */
+  int clip_skip;                     /* 1 = last layer */
+  const EaselImage *init_image;      /* img2img / inpaint; NULL for txt2img */
+  double strength;                   /* denoising strength for init_image */
+  const EaselImage *mask;            /* white = repaint; NULL for none */
+  int mask_blur;
+  gboolean inpaint_only_masked;
+  int only_masked_padding;
+  EaselModel *refiner;               /* SDXL refiner, or NULL */
+  double refiner_switch;             /* fraction of the steps before the refiner takes over */
+  EaselModel *vae;                   /* a separate VAE, or NULL */
+} EaselJobParams;
+
+typedef struct {
+  int image_index;                   /* within the job */
+  int step, total_steps;
+  double sigma;
+  double elapsed_s, eta_s;
+  const EaselImage *preview;         /* cheap latent -> RGB of the current denoised latent; may be NULL */
+} EaselProgress;
+
+/* Runs on the engine thread; return FALSE to cancel. */
+typedef gboolean (*EaselProgressFunc) (const EaselProgress *progress, gpointer user_data);
+
+/* Generates batch_size × batch_count images; the PNG parameters of each are in *parameters_out
+ * (A1111's text, one per image) when not NULL. transfer full (GPtrArray of EaselImage*). */
+GPtrArray *easel_generate (EaselEngine *engine, EaselModel *model, const EaselJobParams *params,
+                           EaselProgressFunc progress, gpointer user_data, GCancellable *cancellable,
+                           GPtrArray **parameters_out, GError **error);
+
+G_END_DECLS
