@@ -15,6 +15,7 @@ enum {
   NOISE = EASEL_SAMPLER_NOISE,
   ANC = EASEL_SAMPLER_ANCESTRAL | EASEL_SAMPLER_NOISE,
   SDE = EASEL_SAMPLER_SDE | EASEL_SAMPLER_NOISE,
+  TREE = EASEL_SAMPLER_SDE | EASEL_SAMPLER_NOISE | EASEL_SAMPLER_BROWNIAN,
   CFGPP = EASEL_SAMPLER_CFG_PP,
   DISCARD = EASEL_SAMPLER_DISCARD_PENULTIMATE,
 };
@@ -41,19 +42,19 @@ static const EaselSamplerInfo samplers[] = {
   ROW ("dpmpp_2s_ancestral", "DPM++ 2S a", easel_sample_dpmpp_2s_ancestral, ANC, .eta = 1.0, .s_noise = 1.0),
   ROW ("dpmpp_2s_ancestral_cfg_pp", "DPM++ 2S a CFG++", easel_sample_dpmpp_2s_ancestral_cfg_pp, ANC | CFGPP,
        .eta = 1.0, .s_noise = 1.0),
-  ROW ("dpmpp_sde", "DPM++ SDE", easel_sample_dpmpp_sde, SDE, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
-  ROW ("dpmpp_sde_gpu", "DPM++ SDE GPU", easel_sample_dpmpp_sde, SDE, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
+  ROW ("dpmpp_sde", "DPM++ SDE", easel_sample_dpmpp_sde, TREE, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
+  ROW ("dpmpp_sde_gpu", "DPM++ SDE GPU", easel_sample_dpmpp_sde, TREE, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
   ROW ("dpmpp_2m", "DPM++ 2M", easel_sample_dpmpp_2m, 0),
   ROW ("dpmpp_2m_cfg_pp", "DPM++ 2M CFG++", easel_sample_dpmpp_2m_cfg_pp, CFGPP),
-  ROW ("dpmpp_2m_sde", "DPM++ 2M SDE", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0, .s_noise = 1.0, .solver_type = 0),
-  ROW ("dpmpp_2m_sde_gpu", "DPM++ 2M SDE GPU", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0, .s_noise = 1.0,
+  ROW ("dpmpp_2m_sde", "DPM++ 2M SDE", easel_sample_dpmpp_2m_sde, TREE, .eta = 1.0, .s_noise = 1.0, .solver_type = 0),
+  ROW ("dpmpp_2m_sde_gpu", "DPM++ 2M SDE GPU", easel_sample_dpmpp_2m_sde, TREE, .eta = 1.0, .s_noise = 1.0,
        .solver_type = 0),
-  ROW ("dpmpp_2m_sde_heun", "DPM++ 2M SDE Heun", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0, .s_noise = 1.0,
+  ROW ("dpmpp_2m_sde_heun", "DPM++ 2M SDE Heun", easel_sample_dpmpp_2m_sde, TREE, .eta = 1.0, .s_noise = 1.0,
        .solver_type = 1),
-  ROW ("dpmpp_2m_sde_heun_gpu", "DPM++ 2M SDE Heun GPU", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0,
+  ROW ("dpmpp_2m_sde_heun_gpu", "DPM++ 2M SDE Heun GPU", easel_sample_dpmpp_2m_sde, TREE, .eta = 1.0,
        .s_noise = 1.0, .solver_type = 1),
-  ROW ("dpmpp_3m_sde", "DPM++ 3M SDE", easel_sample_dpmpp_3m_sde, SDE, .eta = 1.0, .s_noise = 1.0),
-  ROW ("dpmpp_3m_sde_gpu", "DPM++ 3M SDE GPU", easel_sample_dpmpp_3m_sde, SDE, .eta = 1.0, .s_noise = 1.0),
+  ROW ("dpmpp_3m_sde", "DPM++ 3M SDE", easel_sample_dpmpp_3m_sde, TREE, .eta = 1.0, .s_noise = 1.0),
+  ROW ("dpmpp_3m_sde_gpu", "DPM++ 3M SDE GPU", easel_sample_dpmpp_3m_sde, TREE, .eta = 1.0, .s_noise = 1.0),
   ROW ("ddpm", "DDPM", easel_sample_ddpm, ANC),
   ROW ("lcm", "LCM", easel_sample_lcm, ANC, .s_noise = 1.0),
   ROW ("ipndm", "iPNDM", easel_sample_ipndm, 0, .order = 4),
@@ -170,7 +171,7 @@ easel_sampling_noise (const EaselSampleCtx *c, double sigma, double sigma_next, 
   GError *local = NULL;
   if (c->noise == NULL)
     local = g_error_new (EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "this sampler needs a noise source");
-  else if (c->noise (c->user_data, sigma, sigma_next, out, &local))
+  else if (c->noise (c->noise_data ? c->noise_data : c->user_data, sigma, sigma_next, out, &local))
     return TRUE;
   if (local == NULL)
     local = g_error_new (EASEL_ERROR, EASEL_ERROR_CANCELLED, "the noise source failed at sigma %g", sigma);
