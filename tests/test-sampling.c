@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/rng.h"
+#include "engine/safetensors.h"
+#include "engine/sampling/noise.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedules.h"
 
@@ -420,21 +423,358 @@ test_noise (void)
   g_assert_cmpmem (x, sizeof x, y, sizeof y);   /* eta 0 is plain Euler */
 }
 
+/* --- noise sources ------------------------------------------------------------------------------ */
+
+/* ComfyUI's default noise: generator seed + 1 on the CPU, checked against torch's randn for seed 42 */
+static void
+test_noise_torch (void)
+{
+  g_autofree char *path = test_data_path ("rng", "randn_cpu.safetensors", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselSafetensors) st = NULL;
+  g_autoptr(EaselNoiseSource) comfy = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 41, 256);
+  g_autofree float *want = NULL;
+  float got[256];
+
+  g_assert_true (easel_noise_source_sample (comfy, 14.6, 10.0, got, &error));
+  if (path == NULL)
+    return;
+  st = easel_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  want = easel_st_tensor_to_f32 (easel_safetensors_find (st, "seed_42/randn_1x4x8x8"));
+  g_assert_cmpmem (got, sizeof got, want, sizeof got);
+}
+
+/* A1111: the generator that drew the initial noise goes on; ComfyUI on CUDA: seed itself */
+static void
+test_noise_conventions (void)
+{
+  const EaselRngKind kinds[] = { EASEL_RNG_CPU, EASEL_RNG_CUDA };
+  for (guint k = 0; k < G_N_ELEMENTS (kinds); k++) {
+    g_autoptr(EaselRng) rng = easel_rng_new (kinds[k], 1234);
+    g_autoptr(EaselNoiseSource) a1111 = easel_noise_source_new_torch (EASEL_NOISE_A1111, kinds[k], 1234, 100);
+    g_autoptr(EaselNoiseSource) comfy = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, kinds[k], 1234, 100);
+    float first[100], second[100], got[100];
+    easel_rng_randn (rng, first, 100);
+    easel_rng_randn (rng, second, 100);
+    g_assert_true (easel_noise_source_sample (a1111, 1.0, 0.5, got, NULL));
+    g_assert_cmpmem (got, sizeof got, second, sizeof second);
+    g_assert_true (easel_noise_source_sample (comfy, 1.0, 0.5, got, NULL));
+    if (kinds[k] == EASEL_RNG_CUDA)
+      g_assert_cmpmem (got, sizeof got, first, sizeof first);
+    else
+      g_assert_true (memcmp (got, first, sizeof got) != 0);   /* seed + 1 */
+  }
+}
+
+/* A recorded run replays bit for bit; a replay that runs out is an error */
+static void
+test_noise_replay (void)
+{
+  const float sig[6] = { 10.0f, 4.0f, 1.5f, 0.6f, 0.2f, 0.0f };
+  const EaselSamplerInfo *info = easel_sampler_find ("euler_ancestral");
+  g_autoptr(EaselNoiseSource) rec = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 7, N);
+  g_autoptr(EaselNoiseSource) play = NULL;
+  g_autoptr(EaselNoiseSource) short_play = NULL;
+  g_autoptr(GError) error = NULL;
+  Analytic a;
+  float x[N], y[N], x0[N];
+  EaselSampleCtx c = { N, NULL, analytic_denoise, easel_noise_source_func, NULL, &a, rec };
+  const float *values;
+  gsize n_calls;
+
+  analytic_init (&a, 2.0, x0);
+  memcpy (x, x0, sizeof x);
+  memcpy (y, x0, sizeof y);
+  easel_noise_source_set_recording (rec, TRUE);
+  g_assert_true (easel_sampler_run (info, &c, NULL, x, sig, 6, &error));
+  values = easel_noise_source_recorded (rec, &n_calls);
+  g_assert_cmpuint (n_calls, ==, 4);   /* none on the step to 0 */
+  play = easel_noise_source_new_replay (values, n_calls, N);
+  c.noise_data = play;
+  g_assert_true (easel_sampler_run (info, &c, NULL, y, sig, 6, &error));
+  g_assert_cmpmem (x, sizeof x, y, sizeof y);
+
+  short_play = easel_noise_source_new_replay (values, 2, N);
+  c.noise_data = short_play;
+  memcpy (y, x0, sizeof y);
+  g_assert_false (easel_sampler_run (info, &c, NULL, y, sig, 6, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+}
+
+#define TREE_N 65536
+
+/* The unnormalized increment W(t1) - W(t0) of a tree (n values, float64) */
+static void
+tree_increment (EaselNoiseSource *tree, double t0, double t1, double *out)
+{
+  g_autofree float *z = g_new (float, TREE_N);
+  g_assert_true (easel_noise_source_sample (tree, t0, t1, z, NULL));
+  for (gsize k = 0; k < TREE_N; k++)
+    out[k] = z[k] * sqrt (fabs (t1 - t0));
+}
+
+static double
+mean_of (const double *v)
+{
+  double m = 0.0;
+  for (gsize k = 0; k < TREE_N; k++)
+    m += v[k];
+  return m / TREE_N;
+}
+
+/* Sample mean and variance of v (n values) */
+static void
+mean_var (const float *v, gsize n, double *mean, double *var)
+{
+  double m = 0.0, s = 0.0;
+  for (gsize k = 0; k < n; k++)
+    m += v[k];
+  m /= n;
+  for (gsize k = 0; k < n; k++)
+    s += (v[k] - m) * (v[k] - m);
+  *mean = m;
+  *var = s / (n - 1);
+}
+
+/* E[u v] / sqrt(E[u^2] E[v^2]) about 0 (both have mean 0) */
+static double
+correlation (const double *u, const double *v)
+{
+  double uv = 0.0, uu = 0.0, vv = 0.0;
+  for (gsize k = 0; k < TREE_N; k++) {
+    uv += u[k] * v[k];
+    uu += u[k] * u[k];
+    vv += v[k] * v[k];
+  }
+  return uv / sqrt (uu * vv);
+}
+
+/* The Brownian tree's law over 65536 independent elements: increments have mean 0 and variance
+ * |t1 - t0| (the normalized noise variance 1), disjoint increments are uncorrelated, and
+ * corr(W(b) - W(a), W(c) - W(a)) = sqrt((b - a) / (c - a)). Standard errors at this n: mean 0.004,
+ * variance 0.0055 relative, correlation 0.004; the bounds are 6 of them. Points include leaf
+ * neighbours (1e-5 apart) and a point between grid nodes. */
+static void
+test_brownian_law (void)
+{
+  const double lo = 0.0291672, hi = 14.6146412;
+  const double pts[][2] = { { 14.6146412, 9.7 }, { 9.7, 3.14159 }, { 3.14159, 3.14158 }, { 0.5, 0.49999 },
+                            { 0.1234567, 0.0291672 }, { 14.6146412, 0.0291672 }, { 1.0, 2.0 } };
+  g_autoptr(EaselNoiseSource) tree = easel_noise_source_new_brownian (99, lo, hi, TREE_N, NULL);
+  g_autofree double *u = g_new (double, TREE_N);
+  g_autofree double *v = g_new (double, TREE_N);
+  g_autofree float *z = g_new (float, TREE_N);
+
+  g_assert_nonnull (tree);
+  for (guint i = 0; i < G_N_ELEMENTS (pts); i++) {
+    double m, var;
+    g_assert_true (easel_noise_source_sample (tree, pts[i][0], pts[i][1], z, NULL));
+    mean_var (z, TREE_N, &m, &var);
+    g_assert_cmpfloat (fabs (m), <, 0.024);
+    g_assert_cmpfloat (fabs (var - 1.0), <, 0.033);
+  }
+  tree_increment (tree, 5.0, 2.0, u);
+  tree_increment (tree, 2.0, 0.7, v);
+  g_assert_cmpfloat (fabs (correlation (u, v)), <, 0.024);
+  g_assert_cmpfloat (fabs (mean_of (u)), <, 0.024 * sqrt (3.0));
+  tree_increment (tree, 1.0, 1.3, u);
+  tree_increment (tree, 1.0, 2.2, v);
+  g_assert_cmpfloat (fabs (correlation (u, v) - sqrt (0.3 / 1.2)), <, 0.024);
+}
+
+/* Deterministic given the seed, the same interval twice gives the same noise, increments add up
+ * (W is one value per point: [a, b] + [b, c] = [a, c] to float rounding of the normalized output) */
+static void
+test_brownian_consistency (void)
+{
+  const double a = 11.0, b = 4.2, c = 0.35, d = 0.05;
+  g_autoptr(EaselNoiseSource) t1 = easel_noise_source_new_brownian (5, 0.03, 14.6, TREE_N, NULL);
+  g_autoptr(EaselNoiseSource) t2 = easel_noise_source_new_brownian (5, 0.03, 14.6, TREE_N, NULL);
+  g_autoptr(EaselNoiseSource) t3 = easel_noise_source_new_brownian (6, 0.03, 14.6, TREE_N, NULL);
+  g_autofree double *ab = g_new (double, TREE_N);
+  g_autofree double *bc = g_new (double, TREE_N);
+  g_autofree double *ac = g_new (double, TREE_N);
+  g_autofree double *again = g_new (double, TREE_N);
+  g_autofree float *z1 = g_new (float, TREE_N);
+  g_autofree float *z2 = g_new (float, TREE_N);
+  double worst = 0.0;
+
+  tree_increment (t1, a, b, ab);
+  tree_increment (t1, b, c, bc);
+  tree_increment (t1, c, d, again);   /* pushes [a, b]'s points out of the cache */
+  tree_increment (t1, a, c, ac);
+  for (gsize k = 0; k < TREE_N; k++)
+    worst = MAX (worst, fabs (ab[k] + bc[k] - ac[k]));
+  g_assert_cmpfloat (worst, <, 4e-6);   /* float32 outputs times sqrt(10.65): a few ulp of |W| <= ~20 */
+  tree_increment (t1, a, b, again);
+  g_assert_cmpmem (ab, TREE_N * sizeof (double), again, TREE_N * sizeof (double));
+
+  /* another source with the same seed, queried in another order */
+  g_assert_true (easel_noise_source_sample (t2, c, d, z2, NULL));
+  g_assert_true (easel_noise_source_sample (t2, a, b, z2, NULL));
+  g_assert_true (easel_noise_source_sample (t1, a, b, z1, NULL));
+  g_assert_cmpmem (z1, TREE_N * sizeof (float), z2, TREE_N * sizeof (float));
+  /* the reverse direction is the negated increment */
+  g_assert_true (easel_noise_source_sample (t2, b, a, z2, NULL));
+  for (gsize k = 0; k < TREE_N; k++)
+    g_assert_cmpfloat (z2[k], ==, -z1[k]);
+  g_assert_true (easel_noise_source_sample (t3, a, b, z2, NULL));
+  g_assert_true (memcmp (z1, z2, TREE_N * sizeof (float)) != 0);
+}
+
+static void
+test_brownian_bad (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselNoiseSource) tree = easel_noise_source_new_brownian (1, 0.1, 2.0, 8, &error);
+  EaselNoiseSource *bad;
+  float z[8];
+
+  g_assert_no_error (error);
+  g_assert_true (easel_noise_source_sample (tree, 2.0 + 5e-7, 0.1 - 5e-7, z, &error));   /* within the slack */
+  g_assert_false (easel_noise_source_sample (tree, 2.1, 1.0, z, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  g_assert_true (easel_noise_source_sample (tree, 1.0, 1.0, z, &error));   /* an empty step: no noise */
+  for (int k = 0; k < 8; k++)
+    g_assert_cmpfloat (z[k], ==, 0.0f);
+  bad = easel_noise_source_new_brownian (1, 2.0, 0.1, 8, &error);
+  g_assert_null (bad);
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  bad = easel_noise_source_new_brownian (1, 0.0, NAN, 8, &error);
+  g_assert_null (bad);
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+}
+
+/* ComfyUI's defaults: Brownian tree exactly for the eight dpmpp SDE samplers, torch noise (seed + 1
+ * on the CPU) for the other noisy ones */
+static void
+test_noise_default (void)
+{
+  static const char *const brownian[] = { "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+                                          "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde",
+                                          "dpmpp_3m_sde_gpu", NULL };
+  const float sig[4] = { 14.6f, 3.0f, 0.5f, 0.0f };
+  guint n_brownian = 0;
+
+  for (guint i = 0; i < easel_sampler_count (); i++) {
+    const EaselSamplerInfo *info = easel_sampler_at (i);
+    gboolean want = g_strv_contains (brownian, info->name);
+    g_autoptr(EaselNoiseSource) src = NULL;
+    g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 11);
+    float z1[N], z2[N], r[N];
+    if (!(info->flags & EASEL_SAMPLER_NOISE))
+      continue;
+    src = easel_noise_source_new_default (info, EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 10, N, sig, 4, NULL);
+    g_assert_nonnull (src);
+    g_assert_cmpint (!!(info->flags & EASEL_SAMPLER_BROWNIAN), ==, want);
+    n_brownian += want;
+    g_assert_true (easel_noise_source_sample (src, 3.0, 0.5, z1, NULL));
+    g_assert_true (easel_noise_source_sample (src, 3.0, 0.5, z2, NULL));
+    easel_rng_randn (rng, r, N);
+    if (want) {
+      g_assert_cmpmem (z1, sizeof z1, z2, sizeof z2);   /* a tree: same interval, same noise */
+      g_assert_false (easel_noise_source_sample (src, 20.0, 3.0, z1, NULL));   /* outside [0.5, 14.6] */
+    } else {
+      g_assert_cmpmem (z1, sizeof z1, r, sizeof r);     /* torch, seed 10 + 1 */
+    }
+  }
+  g_assert_cmpuint (n_brownian, ==, G_N_ELEMENTS (brownian) - 1);
+}
+
+#define DIST_N 16384
+
+typedef struct {
+  double s2, mu;
+} Dist;
+
+static gboolean
+dist_denoise (gpointer user_data, const float *x, double sigma, guint step, float *out, float *out_uncond,
+              GError **error)
+{
+  const Dist *d = user_data;
+  (void) step;
+  (void) out_uncond;
+  (void) error;
+  for (gsize k = 0; k < DIST_N; k++)
+    out[k] = (float) ((d->s2 * x[k] + sigma * sigma * d->mu) / (d->s2 + sigma * sigma));
+  return TRUE;
+}
+
+/* The SDE samplers with their default Brownian noise sample the data law: started from the exact
+ * marginal N(mu, s2 + sigma0^2), 30 karras steps end near N(mu, s2). mu 0.5, s2 0.25 over 16384
+ * elements: standard errors 0.004 (mean) and 0.003 (variance); the bounds leave room for the
+ * solvers' discretization error (a wrong noise scale, or correlated increments, moves the
+ * variance by far more). Run twice with the same seed: identical. */
+static void
+test_sde_brownian_samples (gconstpointer data)
+{
+  const EaselSamplerInfo *info = easel_sampler_find (data);
+  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, 0.00085, 0.012,
+                                                                              1000);
+  g_autoptr(GError) error = NULL;
+  g_autofree float *sig = NULL;
+  g_autofree float *x = g_new (float, DIST_N);
+  g_autofree float *y = g_new (float, DIST_N);
+  Dist d = { 0.25, 0.5 };
+  gsize n_sig;
+  double m, var;
+
+  sig = easel_ksampler_sigmas (ms, EASEL_SCHEDULER_KARRAS, 30, 1.0, FALSE, &n_sig, &error);
+  g_assert_no_error (error);
+  for (int pass = 0; pass < 2; pass++) {
+    g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 3);
+    g_autoptr(EaselNoiseSource) src = easel_noise_source_new_default (info, EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 3,
+                                                                      DIST_N, sig, n_sig, &error);
+    EaselSampleCtx c = { DIST_N, ms, dist_denoise, easel_noise_source_func, NULL, &d, src };
+    float *out = pass == 0 ? x : y;
+    g_assert_no_error (error);
+    easel_rng_randn (rng, out, DIST_N);
+    for (gsize k = 0; k < DIST_N; k++)
+      out[k] = (float) (d.mu + out[k] * sqrt (d.s2 + (double) sig[0] * sig[0]));
+    g_assert_true (easel_sampler_run (info, &c, NULL, out, sig, n_sig, &error));
+    g_assert_no_error (error);
+  }
+  g_assert_cmpmem (x, DIST_N * sizeof (float), y, DIST_N * sizeof (float));
+  mean_var (x, DIST_N, &m, &var);
+  g_test_message ("%s: mean %.4f var %.4f", info->name, m, var);
+  g_assert_cmpfloat (fabs (m - d.mu), <, 0.025);
+  g_assert_cmpfloat (fabs (var - d.s2), <, 0.025);
+}
+
+/* One test per name: prefix/name runs fn (name) */
+static void
+add_per_name (const char *prefix, const char *const *names, guint n, GTestDataFunc fn)
+{
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *path = g_strdup_printf ("%s/%s", prefix, names[i]);
+    g_test_add_data_func (path, names[i], fn);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   static const char *const conv[] = { "euler", "heun", "dpmpp_2m", "uni_pc", "uni_pc_bh2" };
+  static const char *const sde[] = { "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde" };
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sampling/table", test_table);
   g_test_add_func ("/sampling/schedules", test_schedules);
   g_test_add_func ("/sampling/ksampler-sigmas", test_ksampler_sigmas);
   g_test_add_func ("/sampling/model-sampling", test_model_sampling);
   g_test_add_func ("/sampling/bad-arguments", test_bad_arguments);
-  for (guint i = 0; i < G_N_ELEMENTS (conv); i++) {
-    g_autofree char *path = g_strdup_printf ("/sampling/convergence/%s", conv[i]);
-    g_test_add_data_func (path, conv[i], test_convergence);
-  }
+  add_per_name ("/sampling/convergence", conv, G_N_ELEMENTS (conv), test_convergence);
   g_test_add_func ("/sampling/cfgpp-ud10-ab", test_cfgpp_ud10_ab);
   g_test_add_func ("/sampling/noise", test_noise);
+  g_test_add_func ("/sampling/noise/torch", test_noise_torch);
+  g_test_add_func ("/sampling/noise/conventions", test_noise_conventions);
+  g_test_add_func ("/sampling/noise/replay", test_noise_replay);
+  g_test_add_func ("/sampling/noise/default", test_noise_default);
+  g_test_add_func ("/sampling/brownian/law", test_brownian_law);
+  g_test_add_func ("/sampling/brownian/consistency", test_brownian_consistency);
+  g_test_add_func ("/sampling/brownian/bad", test_brownian_bad);
+  add_per_name ("/sampling/brownian/samples", sde, G_N_ELEMENTS (sde), test_sde_brownian_samples);
   return g_test_run ();
 }
