@@ -13,6 +13,7 @@
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "engine/sampling/noise.h"
+#include "engine/sampling/request.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedules.h"
 
@@ -137,6 +138,202 @@ test_table (void)
   g_assert_true (easel_sampler_find ("dpmpp_2m_sde")->flags & EASEL_SAMPLER_SDE);
   g_assert_cmpfloat (easel_sampler_find ("euler_ancestral")->defaults.eta, ==, 1.0);
   g_assert_cmpfloat (easel_sampler_find ("res_multistep")->defaults.eta, ==, 0.0);
+}
+
+/* --- names -------------------------------------------------------------------------------------- */
+
+/* Every spelling of every sampler and scheduler is unique case-insensitively, so a name finds one row */
+static void
+test_names_unique (void)
+{
+  for (guint i = 0; i < easel_sampler_count (); i++) {
+    const EaselSamplerInfo *s = easel_sampler_at (i);
+    g_autofree char *up = g_ascii_strup (s->name, -1);
+    g_autofree char *down = g_ascii_strdown (s->display_name, -1);
+    g_assert_true (easel_sampler_find (up) == s);
+    g_assert_true (easel_sampler_find (down) == s);
+    for (guint j = 0; j < i; j++) {
+      const EaselSamplerInfo *o = easel_sampler_at (j);
+      g_assert_cmpint (g_ascii_strcasecmp (s->name, o->display_name), !=, 0);
+      g_assert_cmpint (g_ascii_strcasecmp (s->display_name, o->display_name), !=, 0);
+    }
+  }
+  for (guint i = 0; i < EASEL_SCHEDULER_COUNT; i++) {
+    EaselScheduler sch = EASEL_SCHEDULER_COUNT;
+    g_autofree char *up = g_ascii_strup (easel_scheduler_name (i), -1);
+    g_autofree char *down = g_ascii_strdown (easel_scheduler_display_name (i), -1);
+    g_assert_true (easel_scheduler_from_name (up, &sch) && sch == i);
+    g_assert_true (easel_scheduler_from_name (down, &sch) && sch == i);
+  }
+}
+
+/* A1111's labels and combined names: the examples are A1111's own strings */
+static void
+test_names_a1111 (void)
+{
+  static const struct {
+    const char *text, *sampler, *scheduler;
+    gboolean named;
+  } cases[] = {
+    { "DPM++ 2M Karras", "dpmpp_2m", "karras", TRUE },
+    { "dpm++ 2m karras", "dpmpp_2m", "karras", TRUE },
+    { "DPM++ 2M", "dpmpp_2m", "karras", FALSE },                     /* A1111 1.9+: Automatic = Karras */
+    { "DPM++ 2M SDE", "dpmpp_2m_sde", "exponential", FALSE },
+    { "DPM++ 2M SDE Heun Karras", "dpmpp_2m_sde_heun", "karras", TRUE },
+    { "DPM++ 2M SDE Exponential", "dpmpp_2m_sde", "exponential", TRUE },
+    { "DPM++ 3M SDE Karras", "dpmpp_3m_sde", "karras", TRUE },
+    { "DPM++ SDE Karras", "dpmpp_sde", "karras", TRUE },
+    { "Euler a", "euler_ancestral", "normal", FALSE },                 /* Automatic = Uniform */
+    { "Euler a Karras", "euler_ancestral", "karras", TRUE },
+    { "Euler SGM Uniform", "euler", "sgm_uniform", TRUE },
+    { "Euler SGMUniform", "euler", "sgm_uniform", TRUE },
+    { "LMS Karras", "lms", "karras", TRUE },
+    { "DPM2 a Karras", "dpm_2_ancestral", "karras", TRUE },
+    { "Heun Uniform", "heun", "normal", TRUE },
+    { "Euler KL Optimal", "euler", "kl_optimal", TRUE },
+    { "DDIM DDIM", "ddim", "ddim_uniform", TRUE },
+    { " dpmpp_2m_sde_gpu ", "dpmpp_2m_sde_gpu", "exponential", FALSE },
+    { "euler_ancestral beta", "euler_ancestral", "beta", TRUE },
+  };
+  static const char *const bad[] = { "", "DPM++", "Karras", "DPM++ 2M Karras Karras", "DPM++ 2M  Karras", "eulerx",
+                                     "Euler Automatic", "DPM++ 2M Kar" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const EaselSamplerInfo *info = NULL;
+    EaselScheduler sch = EASEL_SCHEDULER_COUNT;
+    gboolean named = !cases[i].named;
+    g_autoptr(GError) error = NULL;
+    g_assert_true (easel_sampling_parse_name (cases[i].text, &info, &sch, &named, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (info->name, ==, cases[i].sampler);
+    g_assert_cmpstr (easel_scheduler_name (sch), ==, cases[i].scheduler);
+    g_assert_cmpint (named, ==, cases[i].named);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    const EaselSamplerInfo *info = NULL;
+    EaselScheduler sch;
+    g_autoptr(GError) error = NULL;
+    g_assert_false (easel_sampling_parse_name (bad[i], &info, &sch, NULL, &error));
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+    g_assert_nonnull (strstr (error->message, "dpmpp_2m (DPM++ 2M)"));   /* lists the choices */
+    g_assert_nonnull (strstr (error->message, "uni_pc_bh2 (UniPC BH2)"));
+  }
+}
+
+/* The legacy name of every (sampler, schedule) pair parses back to that pair */
+static void
+test_names_legacy (void)
+{
+  g_autofree char *a = easel_sampling_legacy_name (easel_sampler_find ("dpmpp_2m"), EASEL_SCHEDULER_KARRAS);
+  g_autofree char *b = easel_sampling_legacy_name (easel_sampler_find ("euler"), EASEL_SCHEDULER_NORMAL);
+  g_autofree char *c = easel_sampling_legacy_name (easel_sampler_find ("euler_ancestral"), EASEL_SCHEDULER_SGM_UNIFORM);
+  g_autofree char *d = easel_sampling_legacy_name (easel_sampler_find ("dpmpp_2m"), EASEL_SCHEDULER_NORMAL);
+
+  g_assert_cmpstr (a, ==, "DPM++ 2M Karras");
+  g_assert_cmpstr (b, ==, "Euler");
+  g_assert_cmpstr (c, ==, "Euler a SGM Uniform");
+  g_assert_cmpstr (d, ==, "DPM++ 2M Normal");
+  for (guint i = 0; i < easel_sampler_count (); i++) {
+    for (guint j = 0; j < EASEL_SCHEDULER_COUNT; j++) {
+      g_autofree char *name = easel_sampling_legacy_name (easel_sampler_at (i), j);
+      const EaselSamplerInfo *info = NULL;
+      EaselScheduler sch = EASEL_SCHEDULER_COUNT;
+      g_assert_true (easel_sampling_parse_name (name, &info, &sch, NULL, NULL));
+      g_assert_true (info == easel_sampler_at (i));
+      g_assert_cmpint (sch, ==, j);
+    }
+  }
+}
+
+/* --- request checks ----------------------------------------------------------------------------- */
+
+static EaselSamplingRequest
+good_request (void)
+{
+  EaselSamplingRequest r = { "euler", "karras", 20, 7.0, 1.0, EASEL_SAMPLING_DEFAULT, EASEL_SAMPLING_DEFAULT };
+  return r;
+}
+
+/* One bad field of an otherwise good request: an error whose message contains want */
+static void
+expect_bad (const EaselSamplingRequest *r, const char *want)
+{
+  EaselSamplingChoice out;
+  g_autoptr(GError) error = NULL;
+  g_assert_false (easel_sampling_request_check (r, &out, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  if (strstr (error->message, want) == NULL)
+    g_error ("'%s' does not contain '%s'", error->message, want);
+}
+
+static void
+test_request_good (void)
+{
+  EaselSamplingRequest r = good_request ();
+  EaselSamplingChoice out;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (out.sampler->name, ==, "euler");
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_KARRAS);
+  g_assert_cmpuint (out.steps, ==, 20);
+  g_assert_cmpfloat (out.options.s_noise, ==, 1.0);            /* euler's default */
+  /* limits are inclusive; a legacy name carries its schedule; eta and s_noise override the defaults */
+  r = (EaselSamplingRequest) { "DPM++ 2M SDE Karras", NULL, 1000, 0.0, 0.1, 0.5, 2.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_cmpstr (out.sampler->name, ==, "dpmpp_2m_sde");
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_KARRAS);
+  g_assert_cmpfloat (out.options.eta, ==, 0.5);
+  g_assert_cmpfloat (out.options.s_noise, ==, 2.0);
+  r = (EaselSamplingRequest) { "DPM++ 2M", "Automatic", 1, 100.0, 1.0, 0.0, 0.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_KARRAS);
+  r = (EaselSamplingRequest) { "DPM++ 2M Karras", "karras", 30, 5.0, 1.0, EASEL_SAMPLING_DEFAULT, 1.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  r = (EaselSamplingRequest) { "Euler", "sgm uniform", 30, 5.0, 1.0, EASEL_SAMPLING_DEFAULT, 1.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_SGM_UNIFORM);
+}
+
+static void
+test_request_bad (void)
+{
+  EaselSamplingRequest r;
+
+#define BAD(field, value, want) G_STMT_START { r = good_request (); r.field = value; expect_bad (&r, want); } G_STMT_END
+  BAD (sampler, "fancy", "unknown sampler 'fancy'");
+  BAD (sampler, "fancy", "euler_ancestral (Euler a)");
+  BAD (sampler, NULL, "unknown sampler ''");
+  BAD (scheduler, "fancy", "unknown scheduler 'fancy'");
+  BAD (scheduler, "fancy", "sgm_uniform (SGM Uniform)");
+  BAD (sampler, "Euler Exponential", "names the schedule Exponential, but the scheduler asked for is Karras");
+  BAD (steps, 0, "steps 0 is out of range: it must be 1 to 1000");
+  BAD (steps, -5, "steps -5");
+  BAD (steps, 1001, "steps 1001");
+  BAD (steps, 10000, "steps 10000");
+  BAD (cfg, -1.0, "cfg -1 is out of range");
+  BAD (cfg, INFINITY, "cfg inf");
+  BAD (cfg, NAN, "cfg nan");
+  BAD (cfg, 100.5, "cfg 100.5");
+  BAD (denoise, 0.0, "denoise 0 is out of range: it must be a number in (0, 1]");
+  BAD (denoise, -0.5, "denoise -0.5");
+  BAD (denoise, 1.01, "denoise 1.01");
+  BAD (denoise, NAN, "denoise nan");
+  BAD (eta, -0.1, "eta -0.1");
+  BAD (eta, INFINITY, "eta inf");
+  BAD (s_noise, -1.0, "s_noise -1");
+  BAD (s_noise, 1e9, "s_noise 1e+09");
+#undef BAD
+  /* a partial denoise computes steps / denoise sigmas: 1000 / 0.05 is too many */
+  r = good_request ();
+  r.steps = 1000;
+  r.denoise = 0.05;
+  expect_bad (&r, "needs a schedule of 20000 steps; at most 10000");
+  r.steps = 500;
+  r.denoise = 0.05;   /* exactly 10000: fine, but dpm_2 computes one more */
+  r.sampler = "dpm_2";
+  expect_bad (&r, "needs a schedule of 10001 steps");
 }
 
 /* --- schedules ---------------------------------------------------------------------------------- */
@@ -761,6 +958,11 @@ main (int argc, char **argv)
   static const char *const sde[] = { "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde" };
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sampling/table", test_table);
+  g_test_add_func ("/sampling/names/unique", test_names_unique);
+  g_test_add_func ("/sampling/names/a1111", test_names_a1111);
+  g_test_add_func ("/sampling/names/legacy", test_names_legacy);
+  g_test_add_func ("/sampling/request/good", test_request_good);
+  g_test_add_func ("/sampling/request/bad", test_request_bad);
   g_test_add_func ("/sampling/schedules", test_schedules);
   g_test_add_func ("/sampling/ksampler-sigmas", test_ksampler_sigmas);
   g_test_add_func ("/sampling/model-sampling", test_model_sampling);

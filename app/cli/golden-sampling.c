@@ -6,8 +6,9 @@
  * D(x, sigma; mu) = (s2 x + sigma^2 mu) / (s2 + sigma^2) with ComfyUI's cfg_function, noise from
  * noise_list (the k-th noise call returns entry k, through a replay noise source) or, for the
  * *_seeded runs, from ComfyUI's default noise source for the seed their description names (the
- * initial noise from that seed, the sampler's noise from seed + 1 on the CPU); it checks x_init, x_final, x_steps / denoised_steps where stored, every sigma the denoiser
- * was called at and every noise call. */
+ * initial noise from that seed, the sampler's noise from seed + 1 on the CPU); it checks x_init,
+ * x_final, x_steps / denoised_steps where stored, every sigma the denoiser was called at and
+ * every noise call. */
 #include "golden.h"
 
 #include <math.h>

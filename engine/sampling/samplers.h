@@ -80,17 +80,20 @@ typedef enum {
 
 typedef struct {
   const char *name;           /* ComfyUI's name: "dpmpp_2m" */
-  const char *display_name;   /* A1111's label: "DPM++ 2M" */
+  const char *display_name;   /* A1111's label: "DPM++ 2M" (Easel's, in A1111's style, where A1111 has none) */
   EaselSampleFunc fn;
   guint flags;                /* EaselSamplerFlags */
+  EaselScheduler automatic;   /* what A1111's "Automatic" schedule type means for it (normal = A1111's Uniform) */
   EaselSamplerOptions defaults;
 } EaselSamplerInfo;
 
-/* The table, in ComfyUI's SAMPLER_NAMES order. */
+/* The table, in ComfyUI's SAMPLER_NAMES order. Adding a sampler: its function and one row. */
 guint                   easel_sampler_count (void);
 const EaselSamplerInfo *easel_sampler_at (guint i);
-/* By ComfyUI name or A1111 label; NULL if unknown. */
+/* By ComfyUI name or A1111 label, case-insensitively; NULL if unknown. */
 const EaselSamplerInfo *easel_sampler_find (const char *name);
+/* The same for the first len bytes of name. */
+const EaselSamplerInfo *easel_sampler_find_len (const char *name, gsize len);
 void easel_sampler_default_options (const EaselSamplerInfo *info, EaselSamplerOptions *out);
 
 /* Checks the arguments (sigmas finite, >= 0, the callbacks the sampler needs) and runs it.
