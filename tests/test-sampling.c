@@ -1,5 +1,6 @@
-/* tests/test-sampling.c: unit tests of engine/sampling: the sampler table, schedules and their
- * argument checks, and the samplers the reference data has no runs of (uni_pc, uni_pc_bh2,
+/* tests/test-sampling.c: unit tests of engine/sampling: the sampler table, names (A1111 labels and
+ * legacy combined names), request checks, schedules and their argument checks, the noise sources
+ * (torch conventions, replay, the Brownian tree's law and consistency), and the samplers the reference data has no runs of (uni_pc, uni_pc_bh2,
  * cfgpp_ud10_ab), tested by convergence to the exact solution of the analytic denoiser
  * D(x, sigma) = (s2 x + sigma^2 mu) / (s2 + sigma^2) (README section 4 of the test data): its
  * probability-flow ODE dx/dsigma = (x - D) / sigma has x(sigma) = mu + (x0 - mu) sqrt((s2 + sigma^2) /
