@@ -1,10 +1,11 @@
 /* tests/test-sampling.c: unit tests of engine/sampling: the sampler table, names (A1111 labels and
  * legacy combined names), request checks, schedules and their argument checks, the noise sources
- * (torch conventions, replay, the Brownian tree's law and consistency), and the samplers the reference data has no runs of (uni_pc, uni_pc_bh2,
- * cfgpp_ud10_ab), tested by convergence to the exact solution of the analytic denoiser
- * D(x, sigma) = (s2 x + sigma^2 mu) / (s2 + sigma^2) (README section 4 of the test data): its
- * probability-flow ODE dx/dsigma = (x - D) / sigma has x(sigma) = mu + (x0 - mu) sqrt((s2 + sigma^2) /
- * (s2 + sigma0^2)). The golden parity of every other sampler is `easel-cli check-golden --kind sampler`. */
+ * (torch conventions, replay, the Brownian tree's law and consistency), and the samplers the
+ * reference data has no runs of (uni_pc, uni_pc_bh2, cfgpp_ud10_ab), tested by convergence to the
+ * exact solution of the analytic denoiser D(x, sigma) = (s2 x + sigma^2 mu) / (s2 + sigma^2) (README
+ * section 4 of the test data): its probability-flow ODE dx/dsigma = (x - D) / sigma has
+ * x(sigma) = mu + (x0 - mu) sqrt((s2 + sigma^2) / (s2 + sigma0^2)). The golden parity of every other
+ * sampler is `easel-cli check-golden --kind sampler`. */
 #include "testutil.h"
 
 #include <math.h>
@@ -227,7 +228,8 @@ test_names_legacy (void)
 {
   g_autofree char *a = easel_sampling_legacy_name (easel_sampler_find ("dpmpp_2m"), EASEL_SCHEDULER_KARRAS);
   g_autofree char *b = easel_sampling_legacy_name (easel_sampler_find ("euler"), EASEL_SCHEDULER_NORMAL);
-  g_autofree char *c = easel_sampling_legacy_name (easel_sampler_find ("euler_ancestral"), EASEL_SCHEDULER_SGM_UNIFORM);
+  g_autofree char *c = easel_sampling_legacy_name (easel_sampler_find ("euler_ancestral"),
+                                                   EASEL_SCHEDULER_SGM_UNIFORM);
   g_autofree char *d = easel_sampling_legacy_name (easel_sampler_find ("dpmpp_2m"), EASEL_SCHEDULER_NORMAL);
 
   g_assert_cmpstr (a, ==, "DPM++ 2M Karras");

@@ -17,6 +17,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "engine/sampling/noise.h"
+#include "engine/sampling/request.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedules.h"
 
@@ -385,7 +386,7 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
                                                                       "sampler_inputs.safetensors"), NULL);
   g_autoptr(EaselModelSampling) ms = manifest_model_sampling (m);
   const char *sampler_name = easel_json_get_string (spec, "sampler", "?");
-  const EaselSamplerInfo *info = easel_sampler_find (sampler_name);
+  const EaselSamplerInfo *info;
   gboolean seeded = easel_json_type (easel_json_get (spec, "noise")) == EASEL_JSON_STRING;
   gboolean kdiff = g_str_has_prefix (easel_json_get_string (spec, "implementation", ""), "crowsonkb");
   double denoise = easel_json_get_double (spec, "denoise", 1.0), tol, ref_max, sigma_rtol;
@@ -394,11 +395,16 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
   EaselSamplerOptions opts;
   gsize n = 0, n_sig = 0, n_list = 0, n_mine = 0;
   gboolean ok = TRUE;
+  /* the run's settings through the request check the CLI and the app use */
+  EaselSamplingRequest req = { sampler_name, easel_json_get_string (spec, "scheduler", NULL),
+                               easel_json_get_int (spec, "steps", 0), easel_json_get_double (spec, "cfg", 1.0), denoise,
+                               EASEL_SAMPLING_DEFAULT, EASEL_SAMPLING_DEFAULT };
+  EaselSamplingChoice choice;
 
-  if (info == NULL) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "unknown sampler '%s'", sampler_name);
+  if (!easel_sampling_request_check (&req, &choice, error))
     return FALSE;
-  }
+  info = choice.sampler;
+  opts = choice.options;
   g_autofree float *noise = easel_golden_tensor_f32 (g, in_file, seeded ? "noise_from_seed" : "noise", 0, &n, error);
   g_autofree float *mu_c = noise ? easel_golden_tensor_f32 (g, in_file, "mu_cond", n, NULL, error) : NULL;
   g_autofree float *mu_u = mu_c ? easel_golden_tensor_f32 (g, in_file, "mu_uncond", n, NULL, error) : NULL;
@@ -417,7 +423,7 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
 
   /* the sigma list: this run's, and the one Easel's KSampler computes for the same settings */
   if (easel_scheduler_from_name (easel_json_get_string (spec, "scheduler", ""), &sch)) {
-    g_autofree float *mine = easel_ksampler_sigmas (ms, sch, (guint) easel_json_get_int (spec, "steps", 0), denoise,
+    g_autofree float *mine = easel_ksampler_sigmas (ms, choice.scheduler, choice.steps, choice.denoise,
                                                     (info->flags & EASEL_SAMPLER_DISCARD_PENULTIMATE) != 0, &n_mine,
                                                     error);
     if (mine == NULL)
@@ -459,7 +465,6 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
             x_steps, den_steps };
   EaselSampleCtx ctx = { n, ms, run_denoise, run_noise, run_step, &r, NULL };
 
-  easel_sampler_default_options (info, &opts);
   if (kdiff)
     opts.flavor = EASEL_SAMPLER_FLAVOR_KDIFFUSION;
   if (!easel_sampler_run (info, &ctx, &opts, x, sigmas, n_sig, error))
