@@ -1,15 +1,21 @@
-/* tests/test-sampling.c: unit tests of engine/sampling: the sampler table, schedules and their
- * argument checks, and the samplers the reference data has no runs of (uni_pc, uni_pc_bh2,
- * cfgpp_ud10_ab), tested by convergence to the exact solution of the analytic denoiser
- * D(x, sigma) = (s2 x + sigma^2 mu) / (s2 + sigma^2) (README section 4 of the test data): its
- * probability-flow ODE dx/dsigma = (x - D) / sigma has x(sigma) = mu + (x0 - mu) sqrt((s2 + sigma^2) /
- * (s2 + sigma0^2)). The golden parity of every other sampler is `easel-cli check-golden --kind sampler`. */
+/* tests/test-sampling.c: unit tests of engine/sampling: the sampler table, names (A1111 labels and
+ * legacy combined names), request checks, schedules and their argument checks, the noise sources
+ * (torch conventions, replay, the Brownian tree's law and consistency), and the samplers the
+ * reference data has no runs of (uni_pc, uni_pc_bh2, cfgpp_ud10_ab), tested by convergence to the
+ * exact solution of the analytic denoiser D(x, sigma) = (s2 x + sigma^2 mu) / (s2 + sigma^2) (README
+ * section 4 of the test data): its probability-flow ODE dx/dsigma = (x - D) / sigma has
+ * x(sigma) = mu + (x0 - mu) sqrt((s2 + sigma^2) / (s2 + sigma0^2)). The golden parity of every other
+ * sampler is `easel-cli check-golden --kind sampler`. */
 #include "testutil.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/rng.h"
+#include "engine/safetensors.h"
+#include "engine/sampling/noise.h"
+#include "engine/sampling/request.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedules.h"
 
@@ -134,6 +140,203 @@ test_table (void)
   g_assert_true (easel_sampler_find ("dpmpp_2m_sde")->flags & EASEL_SAMPLER_SDE);
   g_assert_cmpfloat (easel_sampler_find ("euler_ancestral")->defaults.eta, ==, 1.0);
   g_assert_cmpfloat (easel_sampler_find ("res_multistep")->defaults.eta, ==, 0.0);
+}
+
+/* --- names -------------------------------------------------------------------------------------- */
+
+/* Every spelling of every sampler and scheduler is unique case-insensitively, so a name finds one row */
+static void
+test_names_unique (void)
+{
+  for (guint i = 0; i < easel_sampler_count (); i++) {
+    const EaselSamplerInfo *s = easel_sampler_at (i);
+    g_autofree char *up = g_ascii_strup (s->name, -1);
+    g_autofree char *down = g_ascii_strdown (s->display_name, -1);
+    g_assert_true (easel_sampler_find (up) == s);
+    g_assert_true (easel_sampler_find (down) == s);
+    for (guint j = 0; j < i; j++) {
+      const EaselSamplerInfo *o = easel_sampler_at (j);
+      g_assert_cmpint (g_ascii_strcasecmp (s->name, o->display_name), !=, 0);
+      g_assert_cmpint (g_ascii_strcasecmp (s->display_name, o->display_name), !=, 0);
+    }
+  }
+  for (guint i = 0; i < EASEL_SCHEDULER_COUNT; i++) {
+    EaselScheduler sch = EASEL_SCHEDULER_COUNT;
+    g_autofree char *up = g_ascii_strup (easel_scheduler_name (i), -1);
+    g_autofree char *down = g_ascii_strdown (easel_scheduler_display_name (i), -1);
+    g_assert_true (easel_scheduler_from_name (up, &sch) && sch == i);
+    g_assert_true (easel_scheduler_from_name (down, &sch) && sch == i);
+  }
+}
+
+/* A1111's labels and combined names: the examples are A1111's own strings */
+static void
+test_names_a1111 (void)
+{
+  static const struct {
+    const char *text, *sampler, *scheduler;
+    gboolean named;
+  } cases[] = {
+    { "DPM++ 2M Karras", "dpmpp_2m", "karras", TRUE },
+    { "dpm++ 2m karras", "dpmpp_2m", "karras", TRUE },
+    { "DPM++ 2M", "dpmpp_2m", "karras", FALSE },                     /* A1111 1.9+: Automatic = Karras */
+    { "DPM++ 2M SDE", "dpmpp_2m_sde", "exponential", FALSE },
+    { "DPM++ 2M SDE Heun Karras", "dpmpp_2m_sde_heun", "karras", TRUE },
+    { "DPM++ 2M SDE Exponential", "dpmpp_2m_sde", "exponential", TRUE },
+    { "DPM++ 3M SDE Karras", "dpmpp_3m_sde", "karras", TRUE },
+    { "DPM++ SDE Karras", "dpmpp_sde", "karras", TRUE },
+    { "Euler a", "euler_ancestral", "normal", FALSE },                 /* Automatic = Uniform */
+    { "Euler a Karras", "euler_ancestral", "karras", TRUE },
+    { "Euler SGM Uniform", "euler", "sgm_uniform", TRUE },
+    { "Euler SGMUniform", "euler", "sgm_uniform", TRUE },
+    { "LMS Karras", "lms", "karras", TRUE },
+    { "DPM2 a Karras", "dpm_2_ancestral", "karras", TRUE },
+    { "Heun Uniform", "heun", "normal", TRUE },
+    { "Euler KL Optimal", "euler", "kl_optimal", TRUE },
+    { "DDIM DDIM", "ddim", "ddim_uniform", TRUE },
+    { " dpmpp_2m_sde_gpu ", "dpmpp_2m_sde_gpu", "exponential", FALSE },
+    { "euler_ancestral beta", "euler_ancestral", "beta", TRUE },
+  };
+  static const char *const bad[] = { "", "DPM++", "Karras", "DPM++ 2M Karras Karras", "DPM++ 2M  Karras", "eulerx",
+                                     "Euler Automatic", "DPM++ 2M Kar" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const EaselSamplerInfo *info = NULL;
+    EaselScheduler sch = EASEL_SCHEDULER_COUNT;
+    gboolean named = !cases[i].named;
+    g_autoptr(GError) error = NULL;
+    g_assert_true (easel_sampling_parse_name (cases[i].text, &info, &sch, &named, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (info->name, ==, cases[i].sampler);
+    g_assert_cmpstr (easel_scheduler_name (sch), ==, cases[i].scheduler);
+    g_assert_cmpint (named, ==, cases[i].named);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    const EaselSamplerInfo *info = NULL;
+    EaselScheduler sch;
+    g_autoptr(GError) error = NULL;
+    g_assert_false (easel_sampling_parse_name (bad[i], &info, &sch, NULL, &error));
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+    g_assert_nonnull (strstr (error->message, "dpmpp_2m (DPM++ 2M)"));   /* lists the choices */
+    g_assert_nonnull (strstr (error->message, "uni_pc_bh2 (UniPC BH2)"));
+  }
+}
+
+/* The legacy name of every (sampler, schedule) pair parses back to that pair */
+static void
+test_names_legacy (void)
+{
+  g_autofree char *a = easel_sampling_legacy_name (easel_sampler_find ("dpmpp_2m"), EASEL_SCHEDULER_KARRAS);
+  g_autofree char *b = easel_sampling_legacy_name (easel_sampler_find ("euler"), EASEL_SCHEDULER_NORMAL);
+  g_autofree char *c = easel_sampling_legacy_name (easel_sampler_find ("euler_ancestral"),
+                                                   EASEL_SCHEDULER_SGM_UNIFORM);
+  g_autofree char *d = easel_sampling_legacy_name (easel_sampler_find ("dpmpp_2m"), EASEL_SCHEDULER_NORMAL);
+
+  g_assert_cmpstr (a, ==, "DPM++ 2M Karras");
+  g_assert_cmpstr (b, ==, "Euler");
+  g_assert_cmpstr (c, ==, "Euler a SGM Uniform");
+  g_assert_cmpstr (d, ==, "DPM++ 2M Normal");
+  for (guint i = 0; i < easel_sampler_count (); i++) {
+    for (guint j = 0; j < EASEL_SCHEDULER_COUNT; j++) {
+      g_autofree char *name = easel_sampling_legacy_name (easel_sampler_at (i), j);
+      const EaselSamplerInfo *info = NULL;
+      EaselScheduler sch = EASEL_SCHEDULER_COUNT;
+      g_assert_true (easel_sampling_parse_name (name, &info, &sch, NULL, NULL));
+      g_assert_true (info == easel_sampler_at (i));
+      g_assert_cmpint (sch, ==, j);
+    }
+  }
+}
+
+/* --- request checks ----------------------------------------------------------------------------- */
+
+static EaselSamplingRequest
+good_request (void)
+{
+  EaselSamplingRequest r = { "euler", "karras", 20, 7.0, 1.0, EASEL_SAMPLING_DEFAULT, EASEL_SAMPLING_DEFAULT };
+  return r;
+}
+
+/* One bad field of an otherwise good request: an error whose message contains want */
+static void
+expect_bad (const EaselSamplingRequest *r, const char *want)
+{
+  EaselSamplingChoice out;
+  g_autoptr(GError) error = NULL;
+  g_assert_false (easel_sampling_request_check (r, &out, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  if (strstr (error->message, want) == NULL)
+    g_error ("'%s' does not contain '%s'", error->message, want);
+}
+
+static void
+test_request_good (void)
+{
+  EaselSamplingRequest r = good_request ();
+  EaselSamplingChoice out;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (out.sampler->name, ==, "euler");
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_KARRAS);
+  g_assert_cmpuint (out.steps, ==, 20);
+  g_assert_cmpfloat (out.options.s_noise, ==, 1.0);            /* euler's default */
+  /* limits are inclusive; a legacy name carries its schedule; eta and s_noise override the defaults */
+  r = (EaselSamplingRequest) { "DPM++ 2M SDE Karras", NULL, 1000, 0.0, 0.1, 0.5, 2.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_cmpstr (out.sampler->name, ==, "dpmpp_2m_sde");
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_KARRAS);
+  g_assert_cmpfloat (out.options.eta, ==, 0.5);
+  g_assert_cmpfloat (out.options.s_noise, ==, 2.0);
+  r = (EaselSamplingRequest) { "DPM++ 2M", "Automatic", 1, 100.0, 1.0, 0.0, 0.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_KARRAS);
+  r = (EaselSamplingRequest) { "DPM++ 2M Karras", "karras", 30, 5.0, 1.0, EASEL_SAMPLING_DEFAULT, 1.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  r = (EaselSamplingRequest) { "Euler", "sgm uniform", 30, 5.0, 1.0, EASEL_SAMPLING_DEFAULT, 1.0 };
+  g_assert_true (easel_sampling_request_check (&r, &out, &error));
+  g_assert_cmpint (out.scheduler, ==, EASEL_SCHEDULER_SGM_UNIFORM);
+}
+
+static void
+test_request_bad (void)
+{
+  EaselSamplingRequest r;
+
+#define BAD(field, value, want) G_STMT_START { r = good_request (); r.field = value; expect_bad (&r, want); } G_STMT_END
+  BAD (sampler, "fancy", "unknown sampler 'fancy'");
+  BAD (sampler, "fancy", "euler_ancestral (Euler a)");
+  BAD (sampler, NULL, "unknown sampler ''");
+  BAD (scheduler, "fancy", "unknown scheduler 'fancy'");
+  BAD (scheduler, "fancy", "sgm_uniform (SGM Uniform)");
+  BAD (sampler, "Euler Exponential", "names the schedule Exponential, but the scheduler asked for is Karras");
+  BAD (steps, 0, "steps 0 is out of range: it must be 1 to 1000");
+  BAD (steps, -5, "steps -5");
+  BAD (steps, 1001, "steps 1001");
+  BAD (steps, 10000, "steps 10000");
+  BAD (cfg, -1.0, "cfg -1 is out of range");
+  BAD (cfg, INFINITY, "cfg inf");
+  BAD (cfg, NAN, "cfg nan");
+  BAD (cfg, 100.5, "cfg 100.5");
+  BAD (denoise, 0.0, "denoise 0 is out of range: it must be a number in (0, 1]");
+  BAD (denoise, -0.5, "denoise -0.5");
+  BAD (denoise, 1.01, "denoise 1.01");
+  BAD (denoise, NAN, "denoise nan");
+  BAD (eta, -0.1, "eta -0.1");
+  BAD (eta, INFINITY, "eta inf");
+  BAD (s_noise, -1.0, "s_noise -1");
+  BAD (s_noise, 1e9, "s_noise 1e+09");
+#undef BAD
+  /* a partial denoise computes steps / denoise sigmas: 1000 / 0.05 is too many */
+  r = good_request ();
+  r.steps = 1000;
+  r.denoise = 0.05;
+  expect_bad (&r, "needs a schedule of 20000 steps; at most 10000");
+  r.steps = 500;
+  r.denoise = 0.05;   /* exactly 10000: fine, but dpm_2 computes one more */
+  r.sampler = "dpm_2";
+  expect_bad (&r, "needs a schedule of 10001 steps");
 }
 
 /* --- schedules ---------------------------------------------------------------------------------- */
@@ -420,21 +623,363 @@ test_noise (void)
   g_assert_cmpmem (x, sizeof x, y, sizeof y);   /* eta 0 is plain Euler */
 }
 
+/* --- noise sources ------------------------------------------------------------------------------ */
+
+/* ComfyUI's default noise: generator seed + 1 on the CPU, checked against torch's randn for seed 42 */
+static void
+test_noise_torch (void)
+{
+  g_autofree char *path = test_data_path ("rng", "randn_cpu.safetensors", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselSafetensors) st = NULL;
+  g_autoptr(EaselNoiseSource) comfy = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 41, 256);
+  g_autofree float *want = NULL;
+  float got[256];
+
+  g_assert_true (easel_noise_source_sample (comfy, 14.6, 10.0, got, &error));
+  if (path == NULL)
+    return;
+  st = easel_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  want = easel_st_tensor_to_f32 (easel_safetensors_find (st, "seed_42/randn_1x4x8x8"));
+  g_assert_cmpmem (got, sizeof got, want, sizeof got);
+}
+
+/* A1111: the generator that drew the initial noise goes on; ComfyUI on CUDA: seed itself */
+static void
+test_noise_conventions (void)
+{
+  const EaselRngKind kinds[] = { EASEL_RNG_CPU, EASEL_RNG_CUDA };
+  for (guint k = 0; k < G_N_ELEMENTS (kinds); k++) {
+    g_autoptr(EaselRng) rng = easel_rng_new (kinds[k], 1234);
+    g_autoptr(EaselNoiseSource) a1111 = easel_noise_source_new_torch (EASEL_NOISE_A1111, kinds[k], 1234, 100);
+    g_autoptr(EaselNoiseSource) comfy = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, kinds[k], 1234, 100);
+    float first[100], second[100], got[100];
+    easel_rng_randn (rng, first, 100);
+    easel_rng_randn (rng, second, 100);
+    g_assert_true (easel_noise_source_sample (a1111, 1.0, 0.5, got, NULL));
+    g_assert_cmpmem (got, sizeof got, second, sizeof second);
+    g_assert_true (easel_noise_source_sample (comfy, 1.0, 0.5, got, NULL));
+    if (kinds[k] == EASEL_RNG_CUDA)
+      g_assert_cmpmem (got, sizeof got, first, sizeof first);
+    else
+      g_assert_true (memcmp (got, first, sizeof got) != 0);   /* seed + 1 */
+  }
+}
+
+/* A recorded run replays bit for bit; a replay that runs out is an error */
+static void
+test_noise_replay (void)
+{
+  const float sig[6] = { 10.0f, 4.0f, 1.5f, 0.6f, 0.2f, 0.0f };
+  const EaselSamplerInfo *info = easel_sampler_find ("euler_ancestral");
+  g_autoptr(EaselNoiseSource) rec = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 7, N);
+  g_autoptr(EaselNoiseSource) play = NULL;
+  g_autoptr(EaselNoiseSource) short_play = NULL;
+  g_autoptr(GError) error = NULL;
+  Analytic a;
+  float x[N], y[N], x0[N];
+  EaselSampleCtx c = { N, NULL, analytic_denoise, easel_noise_source_func, NULL, &a, rec };
+  const float *values;
+  gsize n_calls;
+
+  analytic_init (&a, 2.0, x0);
+  memcpy (x, x0, sizeof x);
+  memcpy (y, x0, sizeof y);
+  easel_noise_source_set_recording (rec, TRUE);
+  g_assert_true (easel_sampler_run (info, &c, NULL, x, sig, 6, &error));
+  values = easel_noise_source_recorded (rec, &n_calls);
+  g_assert_cmpuint (n_calls, ==, 4);   /* none on the step to 0 */
+  play = easel_noise_source_new_replay (values, n_calls, N);
+  c.noise_data = play;
+  g_assert_true (easel_sampler_run (info, &c, NULL, y, sig, 6, &error));
+  g_assert_cmpmem (x, sizeof x, y, sizeof y);
+
+  short_play = easel_noise_source_new_replay (values, 2, N);
+  c.noise_data = short_play;
+  memcpy (y, x0, sizeof y);
+  g_assert_false (easel_sampler_run (info, &c, NULL, y, sig, 6, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+}
+
+#define TREE_N 65536
+
+/* The unnormalized increment W(t1) - W(t0) of a tree (n values, float64) */
+static void
+tree_increment (EaselNoiseSource *tree, double t0, double t1, double *out)
+{
+  g_autofree float *z = g_new (float, TREE_N);
+  g_assert_true (easel_noise_source_sample (tree, t0, t1, z, NULL));
+  for (gsize k = 0; k < TREE_N; k++)
+    out[k] = z[k] * sqrt (fabs (t1 - t0));
+}
+
+static double
+mean_of (const double *v)
+{
+  double m = 0.0;
+  for (gsize k = 0; k < TREE_N; k++)
+    m += v[k];
+  return m / TREE_N;
+}
+
+/* Sample mean and variance of v (n values) */
+static void
+mean_var (const float *v, gsize n, double *mean, double *var)
+{
+  double m = 0.0, s = 0.0;
+  for (gsize k = 0; k < n; k++)
+    m += v[k];
+  m /= n;
+  for (gsize k = 0; k < n; k++)
+    s += (v[k] - m) * (v[k] - m);
+  *mean = m;
+  *var = s / (n - 1);
+}
+
+/* E[u v] / sqrt(E[u^2] E[v^2]) about 0 (both have mean 0) */
+static double
+correlation (const double *u, const double *v)
+{
+  double uv = 0.0, uu = 0.0, vv = 0.0;
+  for (gsize k = 0; k < TREE_N; k++) {
+    uv += u[k] * v[k];
+    uu += u[k] * u[k];
+    vv += v[k] * v[k];
+  }
+  return uv / sqrt (uu * vv);
+}
+
+/* The Brownian tree's law over 65536 independent elements: increments have mean 0 and variance
+ * |t1 - t0| (the normalized noise variance 1), disjoint increments are uncorrelated, and
+ * corr(W(b) - W(a), W(c) - W(a)) = sqrt((b - a) / (c - a)). Standard errors at this n: mean 0.004,
+ * variance 0.0055 relative, correlation 0.004; the bounds are 6 of them. Points include leaf
+ * neighbours (1e-5 apart) and a point between grid nodes. */
+static void
+test_brownian_law (void)
+{
+  const double lo = 0.0291672, hi = 14.6146412;
+  const double pts[][2] = { { 14.6146412, 9.7 }, { 9.7, 3.14159 }, { 3.14159, 3.14158 }, { 0.5, 0.49999 },
+                            { 0.1234567, 0.0291672 }, { 14.6146412, 0.0291672 }, { 1.0, 2.0 } };
+  g_autoptr(EaselNoiseSource) tree = easel_noise_source_new_brownian (99, lo, hi, TREE_N, NULL);
+  g_autofree double *u = g_new (double, TREE_N);
+  g_autofree double *v = g_new (double, TREE_N);
+  g_autofree float *z = g_new (float, TREE_N);
+
+  g_assert_nonnull (tree);
+  for (guint i = 0; i < G_N_ELEMENTS (pts); i++) {
+    double m, var;
+    g_assert_true (easel_noise_source_sample (tree, pts[i][0], pts[i][1], z, NULL));
+    mean_var (z, TREE_N, &m, &var);
+    g_assert_cmpfloat (fabs (m), <, 0.024);
+    g_assert_cmpfloat (fabs (var - 1.0), <, 0.033);
+  }
+  tree_increment (tree, 5.0, 2.0, u);
+  tree_increment (tree, 2.0, 0.7, v);
+  g_assert_cmpfloat (fabs (correlation (u, v)), <, 0.024);
+  g_assert_cmpfloat (fabs (mean_of (u)), <, 0.024 * sqrt (3.0));
+  tree_increment (tree, 1.0, 1.3, u);
+  tree_increment (tree, 1.0, 2.2, v);
+  g_assert_cmpfloat (fabs (correlation (u, v) - sqrt (0.3 / 1.2)), <, 0.024);
+}
+
+/* Deterministic given the seed, the same interval twice gives the same noise, increments add up
+ * (W is one value per point: [a, b] + [b, c] = [a, c] to float rounding of the normalized output) */
+static void
+test_brownian_consistency (void)
+{
+  const double a = 11.0, b = 4.2, c = 0.35, d = 0.05;
+  g_autoptr(EaselNoiseSource) t1 = easel_noise_source_new_brownian (5, 0.03, 14.6, TREE_N, NULL);
+  g_autoptr(EaselNoiseSource) t2 = easel_noise_source_new_brownian (5, 0.03, 14.6, TREE_N, NULL);
+  g_autoptr(EaselNoiseSource) t3 = easel_noise_source_new_brownian (6, 0.03, 14.6, TREE_N, NULL);
+  g_autofree double *ab = g_new (double, TREE_N);
+  g_autofree double *bc = g_new (double, TREE_N);
+  g_autofree double *ac = g_new (double, TREE_N);
+  g_autofree double *again = g_new (double, TREE_N);
+  g_autofree float *z1 = g_new (float, TREE_N);
+  g_autofree float *z2 = g_new (float, TREE_N);
+  double worst = 0.0;
+
+  tree_increment (t1, a, b, ab);
+  tree_increment (t1, b, c, bc);
+  tree_increment (t1, c, d, again);   /* pushes [a, b]'s points out of the cache */
+  tree_increment (t1, a, c, ac);
+  for (gsize k = 0; k < TREE_N; k++)
+    worst = MAX (worst, fabs (ab[k] + bc[k] - ac[k]));
+  g_assert_cmpfloat (worst, <, 4e-6);   /* float32 outputs times sqrt(10.65): a few ulp of |W| <= ~20 */
+  tree_increment (t1, a, b, again);
+  g_assert_cmpmem (ab, TREE_N * sizeof (double), again, TREE_N * sizeof (double));
+
+  /* another source with the same seed, queried in another order */
+  g_assert_true (easel_noise_source_sample (t2, c, d, z2, NULL));
+  g_assert_true (easel_noise_source_sample (t2, a, b, z2, NULL));
+  g_assert_true (easel_noise_source_sample (t1, a, b, z1, NULL));
+  g_assert_cmpmem (z1, TREE_N * sizeof (float), z2, TREE_N * sizeof (float));
+  /* the reverse direction is the negated increment */
+  g_assert_true (easel_noise_source_sample (t2, b, a, z2, NULL));
+  for (gsize k = 0; k < TREE_N; k++)
+    g_assert_cmpfloat (z2[k], ==, -z1[k]);
+  g_assert_true (easel_noise_source_sample (t3, a, b, z2, NULL));
+  g_assert_true (memcmp (z1, z2, TREE_N * sizeof (float)) != 0);
+}
+
+static void
+test_brownian_bad (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselNoiseSource) tree = easel_noise_source_new_brownian (1, 0.1, 2.0, 8, &error);
+  EaselNoiseSource *bad;
+  float z[8];
+
+  g_assert_no_error (error);
+  g_assert_true (easel_noise_source_sample (tree, 2.0 + 5e-7, 0.1 - 5e-7, z, &error));   /* within the slack */
+  g_assert_false (easel_noise_source_sample (tree, 2.1, 1.0, z, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  g_assert_true (easel_noise_source_sample (tree, 1.0, 1.0, z, &error));   /* an empty step: no noise */
+  for (int k = 0; k < 8; k++)
+    g_assert_cmpfloat (z[k], ==, 0.0f);
+  bad = easel_noise_source_new_brownian (1, 2.0, 0.1, 8, &error);
+  g_assert_null (bad);
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  bad = easel_noise_source_new_brownian (1, 0.0, NAN, 8, &error);
+  g_assert_null (bad);
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+}
+
+/* ComfyUI's defaults: Brownian tree exactly for the eight dpmpp SDE samplers, torch noise (seed + 1
+ * on the CPU) for the other noisy ones */
+static void
+test_noise_default (void)
+{
+  static const char *const brownian[] = { "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+                                          "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde",
+                                          "dpmpp_3m_sde_gpu", NULL };
+  const float sig[4] = { 14.6f, 3.0f, 0.5f, 0.0f };
+  guint n_brownian = 0;
+
+  for (guint i = 0; i < easel_sampler_count (); i++) {
+    const EaselSamplerInfo *info = easel_sampler_at (i);
+    gboolean want = g_strv_contains (brownian, info->name);
+    g_autoptr(EaselNoiseSource) src = NULL;
+    g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 11);
+    float z1[N], z2[N], r[N];
+    if (!(info->flags & EASEL_SAMPLER_NOISE))
+      continue;
+    src = easel_noise_source_new_default (info, EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 10, N, sig, 4, NULL);
+    g_assert_nonnull (src);
+    g_assert_cmpint (!!(info->flags & EASEL_SAMPLER_BROWNIAN), ==, want);
+    n_brownian += want;
+    g_assert_true (easel_noise_source_sample (src, 3.0, 0.5, z1, NULL));
+    g_assert_true (easel_noise_source_sample (src, 3.0, 0.5, z2, NULL));
+    easel_rng_randn (rng, r, N);
+    if (want) {
+      g_assert_cmpmem (z1, sizeof z1, z2, sizeof z2);   /* a tree: same interval, same noise */
+      g_assert_false (easel_noise_source_sample (src, 20.0, 3.0, z1, NULL));   /* outside [0.5, 14.6] */
+    } else {
+      g_assert_cmpmem (z1, sizeof z1, r, sizeof r);     /* torch, seed 10 + 1 */
+    }
+  }
+  g_assert_cmpuint (n_brownian, ==, G_N_ELEMENTS (brownian) - 1);
+}
+
+#define DIST_N 16384
+
+typedef struct {
+  double s2, mu;
+} Dist;
+
+static gboolean
+dist_denoise (gpointer user_data, const float *x, double sigma, guint step, float *out, float *out_uncond,
+              GError **error)
+{
+  const Dist *d = user_data;
+  (void) step;
+  (void) out_uncond;
+  (void) error;
+  for (gsize k = 0; k < DIST_N; k++)
+    out[k] = (float) ((d->s2 * x[k] + sigma * sigma * d->mu) / (d->s2 + sigma * sigma));
+  return TRUE;
+}
+
+/* The SDE samplers with their default Brownian noise sample the data law: started from the exact
+ * marginal N(mu, s2 + sigma0^2), 30 karras steps end near N(mu, s2). mu 0.5, s2 0.25 over 16384
+ * elements: standard errors 0.004 (mean) and 0.003 (variance); the bounds leave room for the
+ * solvers' discretization error (a wrong noise scale, or correlated increments, moves the
+ * variance by far more). Run twice with the same seed: identical. */
+static void
+test_sde_brownian_samples (gconstpointer data)
+{
+  const EaselSamplerInfo *info = easel_sampler_find (data);
+  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, 0.00085, 0.012,
+                                                                              1000);
+  g_autoptr(GError) error = NULL;
+  g_autofree float *sig = NULL;
+  g_autofree float *x = g_new (float, DIST_N);
+  g_autofree float *y = g_new (float, DIST_N);
+  Dist d = { 0.25, 0.5 };
+  gsize n_sig;
+  double m, var;
+
+  sig = easel_ksampler_sigmas (ms, EASEL_SCHEDULER_KARRAS, 30, 1.0, FALSE, &n_sig, &error);
+  g_assert_no_error (error);
+  for (int pass = 0; pass < 2; pass++) {
+    g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 3);
+    g_autoptr(EaselNoiseSource) src = easel_noise_source_new_default (info, EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, 3,
+                                                                      DIST_N, sig, n_sig, &error);
+    EaselSampleCtx c = { DIST_N, ms, dist_denoise, easel_noise_source_func, NULL, &d, src };
+    float *out = pass == 0 ? x : y;
+    g_assert_no_error (error);
+    easel_rng_randn (rng, out, DIST_N);
+    for (gsize k = 0; k < DIST_N; k++)
+      out[k] = (float) (d.mu + out[k] * sqrt (d.s2 + (double) sig[0] * sig[0]));
+    g_assert_true (easel_sampler_run (info, &c, NULL, out, sig, n_sig, &error));
+    g_assert_no_error (error);
+  }
+  g_assert_cmpmem (x, DIST_N * sizeof (float), y, DIST_N * sizeof (float));
+  mean_var (x, DIST_N, &m, &var);
+  g_test_message ("%s: mean %.4f var %.4f", info->name, m, var);
+  g_assert_cmpfloat (fabs (m - d.mu), <, 0.025);
+  g_assert_cmpfloat (fabs (var - d.s2), <, 0.025);
+}
+
+/* One test per name: prefix/name runs fn (name) */
+static void
+add_per_name (const char *prefix, const char *const *names, guint n, GTestDataFunc fn)
+{
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *path = g_strdup_printf ("%s/%s", prefix, names[i]);
+    g_test_add_data_func (path, names[i], fn);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   static const char *const conv[] = { "euler", "heun", "dpmpp_2m", "uni_pc", "uni_pc_bh2" };
+  static const char *const sde[] = { "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde" };
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sampling/table", test_table);
+  g_test_add_func ("/sampling/names/unique", test_names_unique);
+  g_test_add_func ("/sampling/names/a1111", test_names_a1111);
+  g_test_add_func ("/sampling/names/legacy", test_names_legacy);
+  g_test_add_func ("/sampling/request/good", test_request_good);
+  g_test_add_func ("/sampling/request/bad", test_request_bad);
   g_test_add_func ("/sampling/schedules", test_schedules);
   g_test_add_func ("/sampling/ksampler-sigmas", test_ksampler_sigmas);
   g_test_add_func ("/sampling/model-sampling", test_model_sampling);
   g_test_add_func ("/sampling/bad-arguments", test_bad_arguments);
-  for (guint i = 0; i < G_N_ELEMENTS (conv); i++) {
-    g_autofree char *path = g_strdup_printf ("/sampling/convergence/%s", conv[i]);
-    g_test_add_data_func (path, conv[i], test_convergence);
-  }
+  add_per_name ("/sampling/convergence", conv, G_N_ELEMENTS (conv), test_convergence);
   g_test_add_func ("/sampling/cfgpp-ud10-ab", test_cfgpp_ud10_ab);
   g_test_add_func ("/sampling/noise", test_noise);
+  g_test_add_func ("/sampling/noise/torch", test_noise_torch);
+  g_test_add_func ("/sampling/noise/conventions", test_noise_conventions);
+  g_test_add_func ("/sampling/noise/replay", test_noise_replay);
+  g_test_add_func ("/sampling/noise/default", test_noise_default);
+  g_test_add_func ("/sampling/brownian/law", test_brownian_law);
+  g_test_add_func ("/sampling/brownian/consistency", test_brownian_consistency);
+  g_test_add_func ("/sampling/brownian/bad", test_brownian_bad);
+  add_per_name ("/sampling/brownian/samples", sde, G_N_ELEMENTS (sde), test_sde_brownian_samples);
   return g_test_run ();
 }

@@ -4,9 +4,11 @@
  * (1e-6 relative per sigma), the sigma -> timestep maps of ComfyUI and k-diffusion.
  * sampler: every run of the manifest on README section 4's analytic denoiser
  * D(x, sigma; mu) = (s2 x + sigma^2 mu) / (s2 + sigma^2) with ComfyUI's cfg_function, noise from
- * noise_list (the k-th noise call returns entry k) or from the torch CPU generator for the *_seeded
- * runs; it checks x_init, x_final, x_steps / denoised_steps where stored, every sigma the denoiser
- * was called at and every noise call. */
+ * noise_list (the k-th noise call returns entry k, through a replay noise source) or, for the
+ * *_seeded runs, from ComfyUI's default noise source for the seed their description names (the
+ * initial noise from that seed, the sampler's noise from seed + 1 on the CPU); it checks x_init,
+ * x_final, x_steps / denoised_steps where stored, every sigma the denoiser was called at and
+ * every noise call. */
 #include "golden.h"
 
 #include <math.h>
@@ -14,6 +16,8 @@
 
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "engine/sampling/noise.h"
+#include "engine/sampling/request.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedules.h"
 
@@ -223,10 +227,7 @@ typedef struct {
   double cfg;
   float *cond;                   /* scratch (n) */
   GArray *call_sigmas;           /* double: every sigma the denoiser saw */
-  /* noise: from a list (entry k for the k-th call) or from a torch CPU generator */
-  const float *noise_list;
-  gsize noise_list_len;
-  EaselRng *rng;
+  EaselNoiseSource *noise;       /* replay of noise_list, or ComfyUI's default for the seed */
   GArray *noise_calls;           /* double pairs */
   /* progress */
   GArray *x_steps, *den_steps;   /* float, n per step */
@@ -262,19 +263,42 @@ static gboolean
 run_noise (gpointer user_data, double sigma, double sigma_next, float *out, GError **error)
 {
   Run *r = user_data;
-  gsize k = r->noise_calls->len / 2;
   g_array_append_val (r->noise_calls, sigma);
   g_array_append_val (r->noise_calls, sigma_next);
-  if (r->rng) {
-    easel_rng_randn (r->rng, out, r->n);
-    return TRUE;
-  }
-  if (k >= r->noise_list_len) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_MISMATCH, "noise call %" G_GSIZE_FORMAT " but noise_list has %"
-                 G_GSIZE_FORMAT " entries", k, r->noise_list_len);
+  return easel_noise_source_sample (r->noise, sigma, sigma_next, out, error);
+}
+
+/* The integer in "manual_seed(N)" after marker in text. */
+static gboolean
+seed_after (const char *text, const char *marker, guint64 *out)
+{
+  const char *p = strstr (text, marker), *q;
+  char *end = NULL;
+  if (p == NULL || (q = strstr (p, "manual_seed(")) == NULL)
+    return FALSE;
+  q += strlen ("manual_seed(");
+  if (!g_ascii_isdigit (*q))
+    return FALSE;
+  *out = g_ascii_strtoull (q, &end, 10);
+  return end && *end == ')';
+}
+
+/* The seeded runs: the seed of their initial noise (its description's "initial noise ...
+ * manual_seed(S)"), checked against the noise sampler's generator seed the description names. */
+static gboolean
+seeded_run_seed (EaselGolden *g, const char *desc, guint64 *seed)
+{
+  guint64 gen;
+  if (!seed_after (desc, "initial noise", seed)) {
+    easel_golden_fail (g, "noise: no initial-noise seed in '%s'", desc);
     return FALSE;
   }
-  memcpy (out, r->noise_list + k * r->n, r->n * sizeof (float));
+  /* ComfyUI default_noise_sampler on the CPU: seed + 1 (what easel_noise_source_new_torch does) */
+  if (seed_after (desc, "Generator('cpu')", &gen) && gen != *seed + 1) {
+    easel_golden_fail (g, "noise: generator seed %" G_GUINT64_FORMAT " is not the initial seed %" G_GUINT64_FORMAT
+                       " + 1", gen, *seed);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -362,7 +386,7 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
                                                                       "sampler_inputs.safetensors"), NULL);
   g_autoptr(EaselModelSampling) ms = manifest_model_sampling (m);
   const char *sampler_name = easel_json_get_string (spec, "sampler", "?");
-  const EaselSamplerInfo *info = easel_sampler_find (sampler_name);
+  const EaselSamplerInfo *info;
   gboolean seeded = easel_json_type (easel_json_get (spec, "noise")) == EASEL_JSON_STRING;
   gboolean kdiff = g_str_has_prefix (easel_json_get_string (spec, "implementation", ""), "crowsonkb");
   double denoise = easel_json_get_double (spec, "denoise", 1.0), tol, ref_max, sigma_rtol;
@@ -371,11 +395,16 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
   EaselSamplerOptions opts;
   gsize n = 0, n_sig = 0, n_list = 0, n_mine = 0;
   gboolean ok = TRUE;
+  /* the run's settings through the request check the CLI and the app use */
+  EaselSamplingRequest req = { sampler_name, easel_json_get_string (spec, "scheduler", NULL),
+                               easel_json_get_int (spec, "steps", 0), easel_json_get_double (spec, "cfg", 1.0), denoise,
+                               EASEL_SAMPLING_DEFAULT, EASEL_SAMPLING_DEFAULT };
+  EaselSamplingChoice choice;
 
-  if (info == NULL) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "unknown sampler '%s'", sampler_name);
+  if (!easel_sampling_request_check (&req, &choice, error))
     return FALSE;
-  }
+  info = choice.sampler;
+  opts = choice.options;
   g_autofree float *noise = easel_golden_tensor_f32 (g, in_file, seeded ? "noise_from_seed" : "noise", 0, &n, error);
   g_autofree float *mu_c = noise ? easel_golden_tensor_f32 (g, in_file, "mu_cond", n, NULL, error) : NULL;
   g_autofree float *mu_u = mu_c ? easel_golden_tensor_f32 (g, in_file, "mu_uncond", n, NULL, error) : NULL;
@@ -394,12 +423,30 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
 
   /* the sigma list: this run's, and the one Easel's KSampler computes for the same settings */
   if (easel_scheduler_from_name (easel_json_get_string (spec, "scheduler", ""), &sch)) {
-    g_autofree float *mine = easel_ksampler_sigmas (ms, sch, (guint) easel_json_get_int (spec, "steps", 0), denoise,
+    g_autofree float *mine = easel_ksampler_sigmas (ms, choice.scheduler, choice.steps, choice.denoise,
                                                     (info->flags & EASEL_SAMPLER_DISCARD_PENULTIMATE) != 0, &n_mine,
                                                     error);
     if (mine == NULL)
       return FALSE;
     ok &= compare_each_rel (g, "sigmas", mine, n_mine, sigmas, n_sig, 1e-6, 0.0);
+  }
+
+  /* the seeded runs draw their initial noise from the seed (ComfyUI prepare_noise: torch.randn on a
+   * CPU generator), which must equal noise_from_seed */
+  g_autoptr(EaselNoiseSource) source = NULL;
+  if (seeded) {
+    guint64 seed;
+    g_autoptr(EaselRng) rng = NULL;
+    if (!seeded_run_seed (g, easel_json_get_string (spec, "noise", ""), &seed))
+      return FALSE;
+    rng = easel_rng_new (EASEL_RNG_CPU, seed);
+    g_autofree float *want_noise = g_steal_pointer (&noise);
+    noise = g_new (float, n);
+    easel_rng_randn (rng, noise, n);
+    ok &= easel_golden_compare (g, "noise_from_seed", noise, want_noise, n, NULL, 0, 0.0, 0.0);
+    source = easel_noise_source_new_torch (EASEL_NOISE_COMFYUI, EASEL_RNG_CPU, seed, n);
+  } else {
+    source = easel_noise_source_new_replay (nlist, n_list / MAX (n, 1), n);
   }
 
   /* x_init by ComfyUI's noise_scaling; the denoise < 1 runs start from latent_image */
@@ -410,16 +457,14 @@ run_sampler (EaselGolden *g, EaselGoldenCase *c, GError **error)
   ok &= easel_golden_compare (g, "x_init", x, want_init, n, NULL, 0, 0.0, 1e-6);
 
   g_autofree float *cond = g_new (float, n);
-  g_autoptr(EaselRng) rng = seeded ? easel_rng_new (EASEL_RNG_CPU, 43) : NULL;
   g_autoptr(GArray) call_sigmas = g_array_new (FALSE, FALSE, sizeof (double));
   g_autoptr(GArray) noise_calls = g_array_new (FALSE, FALSE, sizeof (double));
   g_autoptr(GArray) x_steps = g_array_new (FALSE, FALSE, sizeof (float));
   g_autoptr(GArray) den_steps = g_array_new (FALSE, FALSE, sizeof (float));
-  Run r = { n, s2[0], mu_c, mu_u, easel_json_get_double (spec, "cfg", 1.0), cond, call_sigmas, nlist, n_list / MAX (n, 1),
-            rng, noise_calls, x_steps, den_steps };
-  EaselSampleCtx ctx = { n, ms, run_denoise, run_noise, run_step, &r };
+  Run r = { n, s2[0], mu_c, mu_u, easel_json_get_double (spec, "cfg", 1.0), cond, call_sigmas, source, noise_calls,
+            x_steps, den_steps };
+  EaselSampleCtx ctx = { n, ms, run_denoise, run_noise, run_step, &r, NULL };
 
-  easel_sampler_default_options (info, &opts);
   if (kdiff)
     opts.flavor = EASEL_SAMPLER_FLAVOR_KDIFFUSION;
   if (!easel_sampler_run (info, &ctx, &opts, x, sigmas, n_sig, error))

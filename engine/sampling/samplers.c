@@ -9,12 +9,19 @@
 #include "engine/error.h"
 
 #define CHURN .s_noise = 1.0, .s_tmax = INFINITY
-#define ROW(n, d, f, fl, ...) { .name = n, .display_name = d, .fn = f, .flags = fl, .defaults = { __VA_ARGS__ } }
+/* ROW_A: a sampler whose A1111 "Automatic" schedule is `a` (modules/sd_samplers_kdiffusion.py, A1111
+ * 1.10); ROW: A1111's Uniform, which is ComfyUI's normal */
+#define ROW_A(n, d, f, fl, a, ...) \
+  { .name = n, .display_name = d, .fn = f, .flags = fl, .automatic = a, .defaults = { __VA_ARGS__ } }
+#define ROW(n, d, f, fl, ...) ROW_A (n, d, f, fl, EASEL_SCHEDULER_NORMAL, __VA_ARGS__)
+#define KARRAS EASEL_SCHEDULER_KARRAS
+#define EXPONENTIAL EASEL_SCHEDULER_EXPONENTIAL
 
 enum {
   NOISE = EASEL_SAMPLER_NOISE,
   ANC = EASEL_SAMPLER_ANCESTRAL | EASEL_SAMPLER_NOISE,
   SDE = EASEL_SAMPLER_SDE | EASEL_SAMPLER_NOISE,
+  TREE = EASEL_SAMPLER_SDE | EASEL_SAMPLER_NOISE | EASEL_SAMPLER_BROWNIAN,
   CFGPP = EASEL_SAMPLER_CFG_PP,
   DISCARD = EASEL_SAMPLER_DISCARD_PENULTIMATE,
 };
@@ -31,29 +38,32 @@ static const EaselSamplerInfo samplers[] = {
        .solver_type = 2),
   ROW ("exp_heun_2_x0_sde", "Exp Heun 2 x0 SDE", easel_sample_seeds_2, SDE, .eta = 1.0, .s_noise = 1.0, .r = 1.0,
        .solver_type = 2),
-  ROW ("dpm_2", "DPM2", easel_sample_dpm_2, DISCARD, CHURN),
-  ROW ("dpm_2_ancestral", "DPM2 a", easel_sample_dpm_2_ancestral, ANC | DISCARD, .eta = 1.0, .s_noise = 1.0),
+  ROW_A ("dpm_2", "DPM2", easel_sample_dpm_2, DISCARD, KARRAS, CHURN),
+  ROW_A ("dpm_2_ancestral", "DPM2 a", easel_sample_dpm_2_ancestral, ANC | DISCARD, KARRAS, .eta = 1.0,
+         .s_noise = 1.0),
   ROW ("lms", "LMS", easel_sample_lms, 0, .order = 4),
   ROW ("dpm_fast", "DPM fast", easel_sample_dpm_fast, NOISE, .eta = 0.0, .s_noise = 1.0),
   ROW ("dpm_adaptive", "DPM adaptive", easel_sample_dpm_adaptive, NOISE, .eta = 0.0, .s_noise = 1.0, .order = 3,
        .rtol = 0.05, .atol = 0.0078, .h_init = 0.05, .pcoeff = 0.0, .icoeff = 1.0, .dcoeff = 0.0,
        .accept_safety = 0.81),
-  ROW ("dpmpp_2s_ancestral", "DPM++ 2S a", easel_sample_dpmpp_2s_ancestral, ANC, .eta = 1.0, .s_noise = 1.0),
+  ROW_A ("dpmpp_2s_ancestral", "DPM++ 2S a", easel_sample_dpmpp_2s_ancestral, ANC, KARRAS, .eta = 1.0, .s_noise = 1.0),
   ROW ("dpmpp_2s_ancestral_cfg_pp", "DPM++ 2S a CFG++", easel_sample_dpmpp_2s_ancestral_cfg_pp, ANC | CFGPP,
        .eta = 1.0, .s_noise = 1.0),
-  ROW ("dpmpp_sde", "DPM++ SDE", easel_sample_dpmpp_sde, SDE, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
-  ROW ("dpmpp_sde_gpu", "DPM++ SDE GPU", easel_sample_dpmpp_sde, SDE, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
-  ROW ("dpmpp_2m", "DPM++ 2M", easel_sample_dpmpp_2m, 0),
+  ROW_A ("dpmpp_sde", "DPM++ SDE", easel_sample_dpmpp_sde, TREE, KARRAS, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
+  ROW_A ("dpmpp_sde_gpu", "DPM++ SDE GPU", easel_sample_dpmpp_sde, TREE, KARRAS, .eta = 1.0, .s_noise = 1.0, .r = 0.5),
+  ROW_A ("dpmpp_2m", "DPM++ 2M", easel_sample_dpmpp_2m, 0, KARRAS),
   ROW ("dpmpp_2m_cfg_pp", "DPM++ 2M CFG++", easel_sample_dpmpp_2m_cfg_pp, CFGPP),
-  ROW ("dpmpp_2m_sde", "DPM++ 2M SDE", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0, .s_noise = 1.0, .solver_type = 0),
-  ROW ("dpmpp_2m_sde_gpu", "DPM++ 2M SDE GPU", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0, .s_noise = 1.0,
-       .solver_type = 0),
-  ROW ("dpmpp_2m_sde_heun", "DPM++ 2M SDE Heun", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0, .s_noise = 1.0,
-       .solver_type = 1),
-  ROW ("dpmpp_2m_sde_heun_gpu", "DPM++ 2M SDE Heun GPU", easel_sample_dpmpp_2m_sde, SDE, .eta = 1.0,
-       .s_noise = 1.0, .solver_type = 1),
-  ROW ("dpmpp_3m_sde", "DPM++ 3M SDE", easel_sample_dpmpp_3m_sde, SDE, .eta = 1.0, .s_noise = 1.0),
-  ROW ("dpmpp_3m_sde_gpu", "DPM++ 3M SDE GPU", easel_sample_dpmpp_3m_sde, SDE, .eta = 1.0, .s_noise = 1.0),
+  ROW_A ("dpmpp_2m_sde", "DPM++ 2M SDE", easel_sample_dpmpp_2m_sde, TREE, EXPONENTIAL, .eta = 1.0, .s_noise = 1.0,
+         .solver_type = 0),
+  ROW_A ("dpmpp_2m_sde_gpu", "DPM++ 2M SDE GPU", easel_sample_dpmpp_2m_sde, TREE, EXPONENTIAL, .eta = 1.0,
+         .s_noise = 1.0, .solver_type = 0),
+  ROW_A ("dpmpp_2m_sde_heun", "DPM++ 2M SDE Heun", easel_sample_dpmpp_2m_sde, TREE, EXPONENTIAL, .eta = 1.0,
+         .s_noise = 1.0, .solver_type = 1),
+  ROW_A ("dpmpp_2m_sde_heun_gpu", "DPM++ 2M SDE Heun GPU", easel_sample_dpmpp_2m_sde, TREE, EXPONENTIAL, .eta = 1.0,
+         .s_noise = 1.0, .solver_type = 1),
+  ROW_A ("dpmpp_3m_sde", "DPM++ 3M SDE", easel_sample_dpmpp_3m_sde, TREE, EXPONENTIAL, .eta = 1.0, .s_noise = 1.0),
+  ROW_A ("dpmpp_3m_sde_gpu", "DPM++ 3M SDE GPU", easel_sample_dpmpp_3m_sde, TREE, EXPONENTIAL, .eta = 1.0,
+         .s_noise = 1.0),
   ROW ("ddpm", "DDPM", easel_sample_ddpm, ANC),
   ROW ("lcm", "LCM", easel_sample_lcm, ANC, .s_noise = 1.0),
   ROW ("ipndm", "iPNDM", easel_sample_ipndm, 0, .order = 4),
@@ -94,15 +104,25 @@ easel_sampler_at (guint i)
   return i < G_N_ELEMENTS (samplers) ? &samplers[i] : NULL;
 }
 
+static gboolean
+same_name (const char *name, gsize len, const char *spelling)
+{
+  return strlen (spelling) == len && g_ascii_strncasecmp (name, spelling, len) == 0;
+}
+
+const EaselSamplerInfo *
+easel_sampler_find_len (const char *name, gsize len)
+{
+  for (guint i = 0; name && i < G_N_ELEMENTS (samplers); i++)
+    if (same_name (name, len, samplers[i].name) || same_name (name, len, samplers[i].display_name))
+      return &samplers[i];
+  return NULL;
+}
+
 const EaselSamplerInfo *
 easel_sampler_find (const char *name)
 {
-  if (name == NULL)
-    return NULL;
-  for (guint i = 0; i < G_N_ELEMENTS (samplers); i++)
-    if (strcmp (samplers[i].name, name) == 0 || strcmp (samplers[i].display_name, name) == 0)
-      return &samplers[i];
-  return NULL;
+  return name ? easel_sampler_find_len (name, strlen (name)) : NULL;
 }
 
 void
@@ -170,7 +190,7 @@ easel_sampling_noise (const EaselSampleCtx *c, double sigma, double sigma_next, 
   GError *local = NULL;
   if (c->noise == NULL)
     local = g_error_new (EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "this sampler needs a noise source");
-  else if (c->noise (c->user_data, sigma, sigma_next, out, &local))
+  else if (c->noise (c->noise_data ? c->noise_data : c->user_data, sigma, sigma_next, out, &local))
     return TRUE;
   if (local == NULL)
     local = g_error_new (EASEL_ERROR, EASEL_ERROR_CANCELLED, "the noise source failed at sigma %g", sigma);

@@ -6,9 +6,8 @@
  * easel_model_sampling_noise_scaling(). The denoiser returns D(x, sigma), the model's estimate of x0,
  * with CFG already applied; CFG, CFG++'s unconditional prediction and inpaint blending live in that
  * callback. Noise comes from a callback too (the k-th call is ComfyUI's k-th noise_sampler call), so
- * the caller picks torch-compatible noise, a fixed list, or anything else (ComfyUI's own: a CPU
- * generator seeded seed + 1, one torch.randn of the latent's shape per call; its SDE samplers default
- * to a torchsde Brownian tree instead, which Easel does not reproduce). Samplers allocate a few
+ * the caller picks torch-compatible noise, a Brownian tree, a recorded list, or anything else
+ * (noise.h has them all, and ComfyUI's default for each sampler). Samplers allocate a few
  * buffers of n floats when they start and nothing per step. Scalars are computed in float64,
  * vectors are float32 (ComfyUI runs these in float32 torch). */
 #pragma once
@@ -38,7 +37,8 @@ typedef struct {
   EaselDenoiseFunc denoise;
   EaselNoiseFunc noise;                      /* needed with EASEL_SAMPLER_NOISE */
   EaselStepFunc step;                        /* may be NULL */
-  gpointer user_data;                        /* passed to all three */
+  gpointer user_data;                        /* passed to all three, but see noise_data */
+  gpointer noise_data;                       /* passed to noise instead when not NULL (an EaselNoiseSource) */
 } EaselSampleCtx;
 
 typedef enum {
@@ -70,26 +70,30 @@ typedef gboolean (*EaselSampleFunc) (const EaselSampleCtx *c, const EaselSampler
 typedef enum {
   EASEL_SAMPLER_NOISE = 1 << 0,               /* calls the noise callback */
   EASEL_SAMPLER_ANCESTRAL = 1 << 1,           /* adds fresh noise every step */
-  EASEL_SAMPLER_SDE = 1 << 2,                 /* ComfyUI/A1111 default it to torchsde Brownian-tree noise */
+  EASEL_SAMPLER_SDE = 1 << 2,                 /* solves an SDE: noise enters every step */
   EASEL_SAMPLER_CFG_PP = 1 << 3,              /* reads D_uncond, which the wrapper computes even at cfg 1 */
   EASEL_SAMPLER_UNCOND_OR_COND = 1 << 4,      /* reads D_uncond; at cfg 1 D_cond may stand in */
   EASEL_SAMPLER_DISCARD_PENULTIMATE = 1 << 5, /* KSampler drops the penultimate sigma */
   EASEL_SAMPLER_NEEDS_MODEL_SAMPLING = 1 << 6,
+  EASEL_SAMPLER_BROWNIAN = 1 << 7,            /* ComfyUI/A1111 default its noise to a Brownian tree */
 } EaselSamplerFlags;
 
 typedef struct {
   const char *name;           /* ComfyUI's name: "dpmpp_2m" */
-  const char *display_name;   /* A1111's label: "DPM++ 2M" */
+  const char *display_name;   /* A1111's label: "DPM++ 2M" (Easel's, in A1111's style, where A1111 has none) */
   EaselSampleFunc fn;
   guint flags;                /* EaselSamplerFlags */
+  EaselScheduler automatic;   /* what A1111's "Automatic" schedule type means for it (normal = A1111's Uniform) */
   EaselSamplerOptions defaults;
 } EaselSamplerInfo;
 
-/* The table, in ComfyUI's SAMPLER_NAMES order. */
+/* The table, in ComfyUI's SAMPLER_NAMES order. Adding a sampler: its function and one row. */
 guint                   easel_sampler_count (void);
 const EaselSamplerInfo *easel_sampler_at (guint i);
-/* By ComfyUI name or A1111 label; NULL if unknown. */
+/* By ComfyUI name or A1111 label, case-insensitively; NULL if unknown. */
 const EaselSamplerInfo *easel_sampler_find (const char *name);
+/* The same for the first len bytes of name. */
+const EaselSamplerInfo *easel_sampler_find_len (const char *name, gsize len);
 void easel_sampler_default_options (const EaselSamplerInfo *info, EaselSamplerOptions *out);
 
 /* Checks the arguments (sigmas finite, >= 0, the callbacks the sampler needs) and runs it.

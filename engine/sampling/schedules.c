@@ -240,18 +240,22 @@ easel_model_sampling_denoised (const EaselModelSampling *ms, double sigma, const
 
 /* --- schedulers --------------------------------------------------------------------------------- */
 
+/* ComfyUI's SCHEDULER_NAMES with A1111's "Schedule type" labels and names (modules/sd_schedulers.py,
+ * A1111 1.10). A1111 spells ddim_uniform "DDIM" (same arithmetic); its "Uniform" (k-diffusion
+ * get_sigmas, the old default of most samplers) is ComfyUI's normal; A1111 has no linear_quadratic,
+ * so that label is Easel's. The aliases are A1111's internal names and old spellings. */
 static const struct {
-  const char *name, *display;
+  const char *name, *display, *aliases[3];
 } scheduler_names[] = {
-  [EASEL_SCHEDULER_SIMPLE] = { "simple", "Simple" },
-  [EASEL_SCHEDULER_SGM_UNIFORM] = { "sgm_uniform", "SGM Uniform" },
-  [EASEL_SCHEDULER_KARRAS] = { "karras", "Karras" },
-  [EASEL_SCHEDULER_EXPONENTIAL] = { "exponential", "Exponential" },
-  [EASEL_SCHEDULER_DDIM_UNIFORM] = { "ddim_uniform", "DDIM Uniform" },
-  [EASEL_SCHEDULER_BETA] = { "beta", "Beta" },
-  [EASEL_SCHEDULER_NORMAL] = { "normal", "Normal" },
-  [EASEL_SCHEDULER_LINEAR_QUADRATIC] = { "linear_quadratic", "Linear Quadratic" },
-  [EASEL_SCHEDULER_KL_OPTIMAL] = { "kl_optimal", "KL Optimal" },
+  [EASEL_SCHEDULER_SIMPLE] = { "simple", "Simple", { NULL } },
+  [EASEL_SCHEDULER_SGM_UNIFORM] = { "sgm_uniform", "SGM Uniform", { "SGMUniform", NULL } },
+  [EASEL_SCHEDULER_KARRAS] = { "karras", "Karras", { NULL } },
+  [EASEL_SCHEDULER_EXPONENTIAL] = { "exponential", "Exponential", { NULL } },
+  [EASEL_SCHEDULER_DDIM_UNIFORM] = { "ddim_uniform", "DDIM", { "DDIM Uniform", NULL } },
+  [EASEL_SCHEDULER_BETA] = { "beta", "Beta", { NULL } },
+  [EASEL_SCHEDULER_NORMAL] = { "normal", "Normal", { "Uniform", NULL } },
+  [EASEL_SCHEDULER_LINEAR_QUADRATIC] = { "linear_quadratic", "Linear Quadratic", { NULL } },
+  [EASEL_SCHEDULER_KL_OPTIMAL] = { "kl_optimal", "KL Optimal", { NULL } },
 };
 G_STATIC_ASSERT (G_N_ELEMENTS (scheduler_names) == EASEL_SCHEDULER_COUNT);
 
@@ -268,15 +272,25 @@ easel_scheduler_display_name (EaselScheduler scheduler)
 }
 
 gboolean
-easel_scheduler_from_name (const char *name, EaselScheduler *out)
+easel_scheduler_from_name_len (const char *name, gsize len, EaselScheduler *out)
 {
   for (guint i = 0; name && i < EASEL_SCHEDULER_COUNT; i++) {
-    if (strcmp (name, scheduler_names[i].name) == 0) {
-      *out = i;
-      return TRUE;
+    const char *spellings[5] = { scheduler_names[i].name, scheduler_names[i].display, scheduler_names[i].aliases[0],
+                                 scheduler_names[i].aliases[1], NULL };
+    for (guint j = 0; spellings[j]; j++) {
+      if (strlen (spellings[j]) == len && g_ascii_strncasecmp (name, spellings[j], len) == 0) {
+        *out = i;
+        return TRUE;
+      }
     }
   }
   return FALSE;
+}
+
+gboolean
+easel_scheduler_from_name (const char *name, EaselScheduler *out)
+{
+  return name != NULL && easel_scheduler_from_name_len (name, strlen (name), out);
 }
 
 /* Regularized incomplete beta I_x(a, b) by its continued fraction (modified Lentz). */

@@ -81,11 +81,16 @@ typedef enum {
   EASEL_SCHEDULER_COUNT,
 } EaselScheduler;
 
+/* The scheduler table (schedules.c): ComfyUI's id and A1111's "Schedule type" label of each. */
 /* ComfyUI's name ("simple", "karras", ...); NULL for a value out of range. */
 const char *easel_scheduler_name (EaselScheduler scheduler);
-/* A1111's label ("Karras", "Exponential", ...). */
+/* A1111's label ("Karras", "Exponential", "SGM Uniform", "DDIM" for ddim_uniform, ...). */
 const char *easel_scheduler_display_name (EaselScheduler scheduler);
+/* Any spelling, case-insensitively: ComfyUI's id, A1111's label or A1111's other names ("Uniform" =
+ * normal, "SGMUniform"). "Automatic" is not a scheduler: see easel_sampling_parse_name. */
 gboolean    easel_scheduler_from_name (const char *name, EaselScheduler *out);
+/* The same for the first len bytes of name. */
+gboolean    easel_scheduler_from_name_len (const char *name, gsize len, EaselScheduler *out);
 
 /* ComfyUI calculate_sigmas(model_sampling, scheduler, steps): usually steps + 1 sigmas ending in 0
  * (ddim_uniform and normal may differ; kl_optimal with 1 step gives NaN, as ComfyUI does).
