@@ -227,7 +227,7 @@ write_model (const RefModel *m, TestNaming naming, const char *prefix, const cha
     add (w, prefix, "ln_final.weight", m->fw, 1, c1, TRUE);
     add (w, prefix, "ln_final.bias", m->fb, 1, c1, TRUE);
     add (w, prefix, "text_projection", pt, 2, cpr, TRUE);
-    add (w, prefix, "logit_scale", &scale, 0, NULL, TRUE);
+    add (w, prefix, "logit_scale", &scale, 0, c1, TRUE);   /* a scalar */
   } else {
     g_autofree char *p = g_strconcat (prefix, tm, NULL);
     gint64 pos_ids[NPOS];
