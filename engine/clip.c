@@ -20,11 +20,11 @@ typedef struct {
 } KeyMap;
 
 typedef struct {
-  const char *strip;          /* optional leading part to drop ("text_model.") */
-  const char *layer_prefix;   /* "encoder.layers." / "transformer.resblocks." */
-  const KeyMap *top;          /* whole keys, to NULL = not a weight */
+  const char *strip;        /* optional leading part to drop ("text_model.") */
+  const char *layer_prefix; /* "encoder.layers." / "transformer.resblocks." */
+  const KeyMap *top;        /* whole keys, to NULL = not a weight */
   gsize n_top;
-  const KeyMap *layer;        /* leading parts of the key after "<layer_prefix>N." */
+  const KeyMap *layer; /* leading parts of the key after "<layer_prefix>N." */
   gsize n_layer;
 } Naming;
 
@@ -38,9 +38,14 @@ static const KeyMap transformers_top[] = {
 };
 
 static const KeyMap transformers_layer[] = {
-  { "self_attn.q_proj.", "attn.q." },  { "self_attn.k_proj.", "attn.k." }, { "self_attn.v_proj.", "attn.v." },
-  { "self_attn.out_proj.", "attn.out." }, { "layer_norm1.", "ln1." },     { "layer_norm2.", "ln2." },
-  { "mlp.fc1.", "fc1." },              { "mlp.fc2.", "fc2." },
+  { "self_attn.q_proj.", "attn.q." },
+  { "self_attn.k_proj.", "attn.k." },
+  { "self_attn.v_proj.", "attn.v." },
+  { "self_attn.out_proj.", "attn.out." },
+  { "layer_norm1.", "ln1." },
+  { "layer_norm2.", "ln2." },
+  { "mlp.fc1.", "fc1." },
+  { "mlp.fc2.", "fc2." },
 };
 
 static const KeyMap openclip_top[] = {
@@ -54,15 +59,19 @@ static const KeyMap openclip_top[] = {
 };
 
 static const KeyMap openclip_layer[] = {
-  { "attn.in_proj_weight", "attn.qkv.weight" }, { "attn.in_proj_bias", "attn.qkv.bias" },
-  { "attn.out_proj.", "attn.out." },           { "ln_1.", "ln1." },
-  { "ln_2.", "ln2." },                         { "mlp.c_fc.", "fc1." },
+  { "attn.in_proj_weight", "attn.qkv.weight" },
+  { "attn.in_proj_bias", "attn.qkv.bias" },
+  { "attn.out_proj.", "attn.out." },
+  { "ln_1.", "ln1." },
+  { "ln_2.", "ln2." },
+  { "mlp.c_fc.", "fc1." },
   { "mlp.c_proj.", "fc2." },
 };
 
 static const Naming namings[] = {
-  [EASEL_CLIP_NAMING_TRANSFORMERS] = { "text_model.", "encoder.layers.", transformers_top, G_N_ELEMENTS (transformers_top),
-                                       transformers_layer, G_N_ELEMENTS (transformers_layer) },
+  [EASEL_CLIP_NAMING_TRANSFORMERS]
+  = { "text_model.", "encoder.layers.", transformers_top, G_N_ELEMENTS (transformers_top), transformers_layer,
+      G_N_ELEMENTS (transformers_layer) },
   [EASEL_CLIP_NAMING_OPENCLIP] = { NULL, "transformer.resblocks.", openclip_top, G_N_ELEMENTS (openclip_top),
                                    openclip_layer, G_N_ELEMENTS (openclip_layer) },
 };
@@ -87,8 +96,7 @@ rename_key (const char *key, gpointer user_data)
     if (end && *end == '.' && layer < 100000) {
       for (gsize i = 0; i < n->n_layer; i++)
         if (g_str_has_prefix (end + 1, n->layer[i].from))
-          return g_strdup_printf ("layers.%u.%s%s", (guint) layer, n->layer[i].to,
-                                  end + 1 + strlen (n->layer[i].from));
+          return g_strdup_printf ("layers.%u.%s%s", (guint)layer, n->layer[i].to, end + 1 + strlen (n->layer[i].from));
     }
   }
   return g_strconcat ("other:", key, NULL);
@@ -102,13 +110,13 @@ typedef struct {
   const EaselStTensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
 } Layer;
 
-typedef enum { D_C = -2, D_3C = -3, D_F = -4 } Dim;   /* sizes in a spec: resolved from the config */
+typedef enum { D_C = -2, D_3C = -3, D_F = -4 } Dim; /* sizes in a spec: resolved from the config */
 
 typedef enum { ALWAYS, FUSED_ONLY, SEPARATE_ONLY } When;
 
 typedef struct {
-  const char *name;     /* after "layers.N." */
-  gsize offset;         /* in Layer */
+  const char *name; /* after "layers.N." */
+  gsize offset;     /* in Layer */
   int n_dims;
   gint64 d0, d1;
   gboolean required;
@@ -117,28 +125,36 @@ typedef struct {
 
 #define L(f) offsetof (Layer, f)
 static const LayerSpec layer_specs[] = {
-  { "ln1.weight", L (ln1_w), 1, D_C, 0, TRUE, ALWAYS },      { "ln1.bias", L (ln1_b), 1, D_C, 0, FALSE, ALWAYS },
-  { "ln2.weight", L (ln2_w), 1, D_C, 0, TRUE, ALWAYS },      { "ln2.bias", L (ln2_b), 1, D_C, 0, FALSE, ALWAYS },
+  { "ln1.weight", L (ln1_w), 1, D_C, 0, TRUE, ALWAYS },
+  { "ln1.bias", L (ln1_b), 1, D_C, 0, FALSE, ALWAYS },
+  { "ln2.weight", L (ln2_w), 1, D_C, 0, TRUE, ALWAYS },
+  { "ln2.bias", L (ln2_b), 1, D_C, 0, FALSE, ALWAYS },
   { "attn.qkv.weight", L (qkv_w), 2, D_3C, D_C, TRUE, FUSED_ONLY },
   { "attn.qkv.bias", L (qkv_b), 1, D_3C, 0, FALSE, FUSED_ONLY },
-  { "attn.q.weight", L (q_w), 2, D_C, D_C, TRUE, SEPARATE_ONLY }, { "attn.q.bias", L (q_b), 1, D_C, 0, FALSE, SEPARATE_ONLY },
-  { "attn.k.weight", L (k_w), 2, D_C, D_C, TRUE, SEPARATE_ONLY }, { "attn.k.bias", L (k_b), 1, D_C, 0, FALSE, SEPARATE_ONLY },
-  { "attn.v.weight", L (v_w), 2, D_C, D_C, TRUE, SEPARATE_ONLY }, { "attn.v.bias", L (v_b), 1, D_C, 0, FALSE, SEPARATE_ONLY },
-  { "attn.out.weight", L (out_w), 2, D_C, D_C, TRUE, ALWAYS }, { "attn.out.bias", L (out_b), 1, D_C, 0, FALSE, ALWAYS },
-  { "fc1.weight", L (fc1_w), 2, D_F, D_C, TRUE, ALWAYS },    { "fc1.bias", L (fc1_b), 1, D_F, 0, FALSE, ALWAYS },
-  { "fc2.weight", L (fc2_w), 2, D_C, D_F, TRUE, ALWAYS },    { "fc2.bias", L (fc2_b), 1, D_C, 0, FALSE, ALWAYS },
+  { "attn.q.weight", L (q_w), 2, D_C, D_C, TRUE, SEPARATE_ONLY },
+  { "attn.q.bias", L (q_b), 1, D_C, 0, FALSE, SEPARATE_ONLY },
+  { "attn.k.weight", L (k_w), 2, D_C, D_C, TRUE, SEPARATE_ONLY },
+  { "attn.k.bias", L (k_b), 1, D_C, 0, FALSE, SEPARATE_ONLY },
+  { "attn.v.weight", L (v_w), 2, D_C, D_C, TRUE, SEPARATE_ONLY },
+  { "attn.v.bias", L (v_b), 1, D_C, 0, FALSE, SEPARATE_ONLY },
+  { "attn.out.weight", L (out_w), 2, D_C, D_C, TRUE, ALWAYS },
+  { "attn.out.bias", L (out_b), 1, D_C, 0, FALSE, ALWAYS },
+  { "fc1.weight", L (fc1_w), 2, D_F, D_C, TRUE, ALWAYS },
+  { "fc1.bias", L (fc1_b), 1, D_F, 0, FALSE, ALWAYS },
+  { "fc2.weight", L (fc2_w), 2, D_C, D_F, TRUE, ALWAYS },
+  { "fc2.bias", L (fc2_b), 1, D_C, 0, FALSE, ALWAYS },
 };
 #undef L
 
 struct _EaselClip {
   EaselClipConfig cfg;
   char *prefix;
-  char *path;                          /* of the checkpoint: for errors */
+  char *path; /* of the checkpoint: for errors */
   EaselWeights *weights;
   const EaselStTensor *tok_emb, *pos_emb, *final_w, *final_b;
-  const EaselStTensor *proj;           /* [P, C] */
-  const EaselStTensor *proj_t;         /* [C, P] */
-  Layer *layers;                       /* n_layers */
+  const EaselStTensor *proj;   /* [P, C] */
+  const EaselStTensor *proj_t; /* [C, P] */
+  Layer *layers;               /* n_layers */
 };
 
 void
@@ -186,7 +202,7 @@ bind_layer (EaselClip *clip, int i, GError **error)
   Layer *l = &clip->layers[i];
   for (gsize s = 0; s < G_N_ELEMENTS (layer_specs); s++) {
     const LayerSpec *sp = &layer_specs[s];
-    const EaselStTensor **slot = (const EaselStTensor **) ((guint8 *) l + sp->offset);
+    const EaselStTensor **slot = (const EaselStTensor **)((guint8 *)l + sp->offset);
     g_autofree char *name = g_strdup_printf ("layers.%d.%s", i, sp->name);
     gint64 shape[2] = { resolve (&clip->cfg, sp->d0), resolve (&clip->cfg, sp->d1) };
 
@@ -206,8 +222,8 @@ bind_layer (EaselClip *clip, int i, GError **error)
 static gboolean
 naming_of (const EaselCheckpoint *ck, const char *prefix, EaselClipNaming *out)
 {
-  static const char *const transformers[] = { "text_model.embeddings.token_embedding.weight",
-                                              "embeddings.token_embedding.weight" };
+  static const char *const transformers[]
+    = { "text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight" };
   for (gsize i = 0; i < G_N_ELEMENTS (transformers); i++) {
     g_autofree char *k = g_strconcat (prefix, transformers[i], NULL);
     if (easel_checkpoint_find (ck, k)) {
@@ -235,7 +251,8 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
   if ((v = easel_json_get (hint, "hidden_size")) && (!easel_json_int64 (v, &n) || n != c->width)) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE,
                  "%s: the text encoder config's hidden_size does not match the %" G_GINT64_FORMAT
-                 "-wide weights under '%s'", clip->path, c->width, clip->prefix);
+                 "-wide weights under '%s'",
+                 clip->path, c->width, clip->prefix);
     return FALSE;
   }
   if ((v = easel_json_get (hint, "intermediate_size")) && (!easel_json_int64 (v, &n) || n != c->ff_width)) {
@@ -250,7 +267,7 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
                    clip->path);
       return FALSE;
     }
-    c->heads = (int) n;
+    c->heads = (int)n;
   }
   if ((v = easel_json_get (hint, "num_hidden_layers"))) {
     if (!easel_json_int64 (v, &n) || n < 1 || n > c->n_layers) {
@@ -259,7 +276,7 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
                    c->n_layers, clip->prefix);
       return FALSE;
     }
-    c->n_layers = (int) n;   /* a 24-layer OpenCLIP-H file read as diffusers' 23-layer SD 2.x encoder */
+    c->n_layers = (int)n; /* a 24-layer OpenCLIP-H file read as diffusers' 23-layer SD 2.x encoder */
   }
   if ((v = easel_json_get (hint, "layer_norm_eps"))) {
     double eps;
@@ -268,7 +285,7 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
                    clip->path);
       return FALSE;
     }
-    c->eps = (float) eps;
+    c->eps = (float)eps;
   }
   if ((v = easel_json_get (hint, "hidden_act"))) {
     const char *act = easel_json_string (v, NULL);
@@ -279,8 +296,9 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
     } else if (g_strcmp0 (act, "gelu_new") == 0 || g_strcmp0 (act, "gelu_pytorch_tanh") == 0) {
       c->act = EASEL_UNARY_GELU_TANH;
     } else {
-      g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "%s: text encoder config: hidden_act '%s' is not supported",
-                   clip->path, act ? act : "(not a string)");
+      g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED,
+                   "%s: text encoder config: hidden_act '%s' is not supported", clip->path,
+                   act ? act : "(not a string)");
       return FALSE;
     }
   }
@@ -290,7 +308,7 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
 EaselClip *
 easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *hint, GError **error)
 {
-  g_autoptr(EaselClip) clip = g_new0 (EaselClip, 1);
+  g_autoptr (EaselClip) clip = g_new0 (EaselClip, 1);
   EaselClipConfig *c = &clip->cfg;
   const gint64 any2[2] = { -1, -1 };
 
@@ -301,7 +319,7 @@ easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no CLIP text encoder under '%s'", clip->path, prefix);
     return NULL;
   }
-  clip->weights = easel_weights_new (ck, prefix, rename_key, (gpointer) &namings[c->naming], error);
+  clip->weights = easel_weights_new (ck, prefix, rename_key, (gpointer)&namings[c->naming], error);
   if (clip->weights == NULL)
     return NULL;
 
@@ -362,7 +380,7 @@ easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *
   c->ff_width = fc1->shape[0];
 
   /* conventions of the real models, then the hint */
-  c->heads = c->width % 64 == 0 ? (int) (c->width / 64) : 0;
+  c->heads = c->width % 64 == 0 ? (int)(c->width / 64) : 0;
   c->eps = 1e-5f;
   c->act = c->naming == EASEL_CLIP_NAMING_OPENCLIP || c->width == 1024 || c->width == 1280 ? EASEL_UNARY_GELU
                                                                                            : EASEL_UNARY_QUICK_GELU;
@@ -398,7 +416,7 @@ easel_clip_find_prefix (const EaselCheckpoint *ck, guint index, GError **error)
   } else {
     /* the refiner has only SDXL's second encoder */
     guint first = det->family == EASEL_FAMILY_SDXL_REFINER ? 1 : 0;
-    if (index >= first && index - first < (guint) det->n_text_encoders)
+    if (index >= first && index - first < (guint)det->n_text_encoders)
       return g_strdup (det->text_encoders[index - first].prefix);
   }
   g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no text encoder %u", easel_checkpoint_path (ck),
@@ -447,7 +465,7 @@ self_attention (EaselClip *clip, EaselGraph *g, const Layer *l, EaselTensor *h)
     k = easel_op_linear (g, h, W (l->k_w), W (l->k_b));
     v = easel_op_linear (g, h, W (l->v_w), W (l->v_b));
   }
-  float scale = 1.0f / sqrtf ((float) (C / clip->cfg.heads));
+  float scale = 1.0f / sqrtf ((float)(C / clip->cfg.heads));
   EaselTensor *a = easel_op_attention (g, q, k, v, clip->cfg.heads, scale, TRUE);
   return easel_op_linear (g, a, W (l->out_w), W (l->out_b));
 }
@@ -458,8 +476,8 @@ layer_forward (EaselClip *clip, EaselGraph *g, const Layer *l, EaselTensor *x)
 {
   float eps = clip->cfg.eps;
   x = easel_op_add (g, x, self_attention (clip, g, l, easel_op_layer_norm (g, x, W (l->ln1_w), W (l->ln1_b), eps)));
-  EaselTensor *h = easel_op_linear (g, easel_op_layer_norm (g, x, W (l->ln2_w), W (l->ln2_b), eps), W (l->fc1_w),
-                                    W (l->fc1_b));
+  EaselTensor *h
+    = easel_op_linear (g, easel_op_layer_norm (g, x, W (l->ln2_w), W (l->ln2_b), eps), W (l->fc1_w), W (l->fc1_b));
   h = easel_op_linear (g, easel_op_unary (g, clip->cfg.act, h), W (l->fc2_w), W (l->fc2_b));
   return easel_op_add (g, x, h);
 }
@@ -487,7 +505,8 @@ easel_clip_build (EaselClip *clip, EaselGraph *g, const gint32 *ids, gint64 batc
   if (batch < 1 || len < 1 || len > c->n_positions) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
                  "text encoder: %" G_GINT64_FORMAT " prompts of %" G_GINT64_FORMAT " tokens (1 to %" G_GINT64_FORMAT
-                 " tokens per row)", batch, len, c->n_positions);
+                 " tokens per row)",
+                 batch, len, c->n_positions);
     return FALSE;
   }
   if (req->skip < 0 || req->skip > c->n_layers) {
@@ -504,7 +523,8 @@ easel_clip_build (EaselClip *clip, EaselGraph *g, const gint32 *ids, gint64 batc
     if (ids[i] < 0 || ids[i] >= c->vocab) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
                    "text encoder: token id %d (prompt %" G_GINT64_FORMAT ", position %" G_GINT64_FORMAT
-                   ") is outside the vocabulary of %" G_GINT64_FORMAT, ids[i], i / len, i % len, c->vocab);
+                   ") is outside the vocabulary of %" G_GINT64_FORMAT,
+                   ids[i], i / len, i % len, c->vocab);
       return FALSE;
     }
 
@@ -533,7 +553,7 @@ easel_clip_build (EaselClip *clip, EaselGraph *g, const gint32 *ids, gint64 batc
       EaselTensor *w = clip->proj ? W (clip->proj) : NULL;
       if (w == NULL) {
         const int axes[2] = { 1, 0 };
-        w = easel_op_contiguous (g, easel_op_permute (g, W (clip->proj_t), axes));   /* [C, P] -> [P, C] */
+        w = easel_op_contiguous (g, easel_op_permute (g, W (clip->proj_t), axes)); /* [C, P] -> [P, C] */
       }
       out->text_embeds = easel_op_linear (g, out->pooled, w, NULL);
       easel_graph_mark_output (g, out->text_embeds);
@@ -551,7 +571,7 @@ gboolean
 easel_clip_encode (EaselClip *clip, EaselBackend *backend, const gint32 *ids, gint64 batch, gint64 len,
                    const EaselClipRequest *req, float *hidden, float *pooled, float *text_embeds, GError **error)
 {
-  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr (EaselGraph) g = easel_graph_new ();
   EaselClipOutputs out;
 
   g_return_val_if_fail ((pooled != NULL) == (req->pooled != FALSE), FALSE);

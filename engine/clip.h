@@ -42,22 +42,22 @@ G_BEGIN_DECLS
 #define EASEL_CLIP_MAX_LAYERS 64
 
 typedef enum {
-  EASEL_CLIP_NAMING_TRANSFORMERS,   /* text_model.* (or the flat embeddings.* / encoder.*) */
-  EASEL_CLIP_NAMING_OPENCLIP,       /* transformer.resblocks.*, fused in_proj_weight */
+  EASEL_CLIP_NAMING_TRANSFORMERS, /* text_model.* (or the flat embeddings.* / encoder.*) */
+  EASEL_CLIP_NAMING_OPENCLIP,     /* transformer.resblocks.*, fused in_proj_weight */
 } EaselClipNaming;
 
 typedef struct {
   EaselClipNaming naming;
-  gint64 width;          /* C: token embedding columns */
-  gint64 ff_width;       /* MLP hidden width (4C in the real models) */
-  gint64 vocab;          /* token embedding rows (49408) */
-  gint64 n_positions;    /* position embedding rows (77): the longest input */
+  gint64 width;       /* C: token embedding columns */
+  gint64 ff_width;    /* MLP hidden width (4C in the real models) */
+  gint64 vocab;       /* token embedding rows (49408) */
+  gint64 n_positions; /* position embedding rows (77): the longest input */
   int n_layers;
   int heads;
-  gint64 projection;     /* text_projection output width; 0 when absent */
-  gboolean fused_qkv;    /* q, k, v are row blocks of one [3C, C] weight */
-  EaselUnary act;        /* QUICK_GELU, GELU or GELU_TANH */
-  float eps;             /* LayerNorm eps */
+  gint64 projection;  /* text_projection output width; 0 when absent */
+  gboolean fused_qkv; /* q, k, v are row blocks of one [3C, C] weight */
+  EaselUnary act;     /* QUICK_GELU, GELU or GELU_TANH */
+  float eps;          /* LayerNorm eps */
 } EaselClipConfig;
 
 typedef struct _EaselClip EaselClip;
@@ -68,11 +68,11 @@ typedef struct _EaselClip EaselClip;
  * the missing or misshapen tensor, or what the hint contradicts. ck must outlive the encoder.
  * transfer full. */
 EaselClip *easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *hint, GError **error);
-void       easel_clip_free (EaselClip *clip);
+void easel_clip_free (EaselClip *clip);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselClip, easel_clip_free)
 
 const EaselClipConfig *easel_clip_config (const EaselClip *clip);
-const char            *easel_clip_prefix (const EaselClip *clip);
+const char *easel_clip_prefix (const EaselClip *clip);
 
 /* Prefix of a checkpoint's text encoder number `index` in diffusers' order: 0 = text_encoder
  * (CLIP-L; SD 2.x's OpenCLIP-H), 1 = text_encoder_2 (SDXL's OpenCLIP-bigG, the refiner's only one).
@@ -89,11 +89,11 @@ typedef struct {
 } EaselClipRequest;
 
 typedef struct {
-  EaselTensor *hidden;        /* (B, L, C): the requested hidden state; an output */
-  EaselTensor *pooled;        /* (B, C), or NULL; an output */
-  EaselTensor *text_embeds;   /* (B, P), or NULL; an output */
-  int n_states;               /* hidden_states[0 .. n_states) were built (not marked as outputs) */
-  EaselTensor *hidden_states[EASEL_CLIP_MAX_LAYERS + 1];   /* (B, L, C) each, no final LayerNorm */
+  EaselTensor *hidden;      /* (B, L, C): the requested hidden state; an output */
+  EaselTensor *pooled;      /* (B, C), or NULL; an output */
+  EaselTensor *text_embeds; /* (B, P), or NULL; an output */
+  int n_states;             /* hidden_states[0 .. n_states) were built (not marked as outputs) */
+  EaselTensor *hidden_states[EASEL_CLIP_MAX_LAYERS + 1]; /* (B, L, C) each, no final LayerNorm */
 } EaselClipOutputs;
 
 /* Adds the forward pass for ids (B, L), row-major token ids, 1 <= L <= n_positions, to g; only the

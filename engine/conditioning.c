@@ -10,7 +10,7 @@ mean (const float *z, gint64 n)
   double s = 0;
   for (gint64 i = 0; i < n; i++)
     s += z[i];
-  return n > 0 ? s / (double) n : 0;
+  return n > 0 ? s / (double)n : 0;
 }
 
 void
@@ -25,7 +25,7 @@ easel_cond_apply_weights (float *z, gint64 n, gint64 width, const float *weights
   double after = mean (z, total);
   if (after == 0)
     return;
-  float k = (float) (before / after);
+  float k = (float)(before / after);
   for (gint64 i = 0; i < total; i++)
     z[i] *= k;
 }
@@ -34,10 +34,10 @@ void
 easel_cond_concat_tokens (float *out, const float *const *chunks, guint n_chunks, gint64 batch, gint64 tokens,
                           gint64 width)
 {
-  gsize row = (gsize) (tokens * width);
+  gsize row = (gsize)(tokens * width);
   for (gint64 b = 0; b < batch; b++)
     for (guint c = 0; c < n_chunks; c++)
-      memcpy (out + ((gsize) b * n_chunks + c) * row, chunks[c] + (gsize) b * row, row * sizeof (float));
+      memcpy (out + ((gsize)b * n_chunks + c) * row, chunks[c] + (gsize)b * row, row * sizeof (float));
 }
 
 void
@@ -50,8 +50,8 @@ easel_cond_concat_features (float *out, const float *a, gint64 wa, const float *
 }
 
 void
-easel_cond_sdxl (float *context, float *pooled, const float *te1, gint64 w1, const float *te2, gint64 w2,
-                 gint64 batch, gint64 tokens, const float *te2_pooled, gint64 n_chunks, gint64 p)
+easel_cond_sdxl (float *context, float *pooled, const float *te1, gint64 w1, const float *te2, gint64 w2, gint64 batch,
+                 gint64 tokens, const float *te2_pooled, gint64 n_chunks, gint64 p)
 {
   easel_cond_concat_features (context, te1, w1, te2, w2, batch * tokens);
   for (gint64 b = 0; b < batch; b++)

@@ -23,11 +23,11 @@ typedef struct {
 } RefLayer;
 
 typedef struct {
-  float tok[V * C], pos[NPOS * C], fw[C], fb[C], proj[PR * C];   /* proj [PR, C]: transformers layout */
+  float tok[V * C], pos[NPOS * C], fw[C], fb[C], proj[PR * C]; /* proj [PR, C]: transformers layout */
   RefLayer l[NL];
 } RefModel;
 
-static const gint32 test_ids[B * LEN] = { 0, 3, 5, 11, 11, 11, 1, 11, 2, 2, 2, 2 };   /* EOS (11) at 3 and 1 */
+static const gint32 test_ids[B * LEN] = { 0, 3, 5, 11, 11, 11, 1, 11, 2, 2, 2, 2 }; /* EOS (11) at 3 and 1 */
 
 /* Multiples of 1/32 in [-0.5, 0.5]: exact in F16, so every stored dtype holds the same model. */
 static void
@@ -35,7 +35,7 @@ fill (float *x, gsize n, guint32 *state, float base)
 {
   for (gsize i = 0; i < n; i++) {
     *state = *state * 1664525u + 1013904223u;
-    x[i] = base + (float) ((gint) ((*state >> 16) % 33) - 16) / 32.0f;
+    x[i] = base + (float)((gint)((*state >> 16) % 33) - 16) / 32.0f;
   }
 }
 
@@ -54,7 +54,7 @@ make_model (RefModel *m)
     fill (l->q, C * C, &s, 0), fill (l->qb, C, &s, 0), fill (l->k, C * C, &s, 0), fill (l->kb, C, &s, 0);
     fill (l->v, C * C, &s, 0), fill (l->vb, C, &s, 0), fill (l->o, C * C, &s, 0), fill (l->ob, C, &s, 0);
     fill (l->fc1, F * C, &s, 0), fill (l->fc1b, F, &s, 0), fill (l->fc2, C * F, &s, 0), fill (l->fc2b, C, &s, 0);
-    for (int j = 0; j < C * C; j++)   /* peaky attention, as the tiny models do */
+    for (int j = 0; j < C * C; j++) /* peaky attention, as the tiny models do */
       l->q[j] *= 4, l->k[j] *= 4;
   }
 }
@@ -107,11 +107,11 @@ ref_forward (const RefModel *m, gboolean quick_gelu, double *states, double *las
       for (int i = 0; i < LEN; i++)
         for (int hd = 0; hd < H; hd++) {
           double p[LEN], mx = -1e300, sum = 0;
-          for (int j = 0; j <= i; j++) {          /* causal: keys up to the query */
+          for (int j = 0; j <= i; j++) { /* causal: keys up to the query */
             double s = 0;
             for (int d = 0; d < dh; d++)
               s += q[(b * LEN + i) * C + hd * dh + d] * k[(b * LEN + j) * C + hd * dh + d];
-            p[j] = s / sqrt ((double) dh);
+            p[j] = s / sqrt ((double)dh);
             mx = MAX (mx, p[j]);
           }
           for (int j = 0; j <= i; j++)
@@ -140,7 +140,7 @@ ref_forward (const RefModel *m, gboolean quick_gelu, double *states, double *las
       for (int c = 0; c < C; c++)
         x[r * C + c] += f2[c];
     }
-    memcpy (states + (gsize) (li + 1) * B * LEN * C, x, sizeof x);
+    memcpy (states + (gsize)(li + 1) * B * LEN * C, x, sizeof x);
   }
   for (int r = 0; r < B * LEN; r++)
     ref_ln (last + r * C, x + r * C, m->fw, m->fb);
@@ -160,7 +160,7 @@ add (EaselSafetensorsWriter *w, const char *prefix, const char *name, const floa
      const gint64 *shape, gboolean f16)
 {
   g_autofree char *full = g_strconcat (prefix, name, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   gint64 n = 1;
   for (int d = 0; d < n_dims; d++)
     n *= shape[d];
@@ -178,19 +178,26 @@ add (EaselSafetensorsWriter *w, const char *prefix, const char *name, const floa
 static char *
 write_model (const RefModel *m, TestNaming naming, const char *prefix, const char *skip, const char *dir)
 {
-  g_autoptr(EaselSafetensorsWriter) w = easel_safetensors_writer_new ();
-  g_autoptr(GError) error = NULL;
+  g_autoptr (EaselSafetensorsWriter) w = easel_safetensors_writer_new ();
+  g_autoptr (GError) error = NULL;
   gboolean oc = naming == NAMING_OPENCLIP;
   const char *tm = naming == NAMING_TEXT_MODEL ? "text_model." : "";
   const gint64 vc[2] = { V, C }, pc[2] = { NPOS, C }, c1[1] = { C }, cc[2] = { C, C }, fc[2] = { F, C },
                cf[2] = { C, F }, f1[1] = { F }, c3[2] = { 3 * C, C }, c31[1] = { 3 * C }, prc[2] = { PR, C },
                cpr[2] = { C, PR }, ids_shape[2] = { 1, NPOS };
-  static const char *const tf_layer[] = { "layer_norm1.weight", "layer_norm1.bias", "layer_norm2.weight",
-                                          "layer_norm2.bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias",
-                                          "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias" };
-  static const char *const oc_layer[] = { "ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias",
-                                          "attn.out_proj.weight", "attn.out_proj.bias", "mlp.c_fc.weight",
-                                          "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
+  static const char *const tf_layer[] = { "layer_norm1.weight",
+                                          "layer_norm1.bias",
+                                          "layer_norm2.weight",
+                                          "layer_norm2.bias",
+                                          "self_attn.out_proj.weight",
+                                          "self_attn.out_proj.bias",
+                                          "mlp.fc1.weight",
+                                          "mlp.fc1.bias",
+                                          "mlp.fc2.weight",
+                                          "mlp.fc2.bias" };
+  static const char *const oc_layer[]
+    = { "ln_1.weight",        "ln_1.bias",       "ln_2.weight",   "ln_2.bias",         "attn.out_proj.weight",
+        "attn.out_proj.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
 
   for (int i = 0; i < NL; i++) {
     const RefLayer *l = &m->l[i];
@@ -207,14 +214,19 @@ write_model (const RefModel *m, TestNaming naming, const char *prefix, const cha
     }
     if (oc) {
       float qkv[3 * C * C], qkvb[3 * C];
-      memcpy (qkv, l->q, sizeof l->q), memcpy (qkv + C * C, l->k, sizeof l->k), memcpy (qkv + 2 * C * C, l->v, sizeof l->v);
-      memcpy (qkvb, l->qb, sizeof l->qb), memcpy (qkvb + C, l->kb, sizeof l->kb), memcpy (qkvb + 2 * C, l->vb, sizeof l->vb);
+      memcpy (qkv, l->q, sizeof l->q), memcpy (qkv + C * C, l->k, sizeof l->k),
+        memcpy (qkv + 2 * C * C, l->v, sizeof l->v);
+      memcpy (qkvb, l->qb, sizeof l->qb), memcpy (qkvb + C, l->kb, sizeof l->kb),
+        memcpy (qkvb + 2 * C, l->vb, sizeof l->vb);
       add (w, lp, "attn.in_proj_weight", qkv, 2, c3, TRUE);
       add (w, lp, "attn.in_proj_bias", qkvb, 1, c31, TRUE);
     } else {
-      add (w, lp, "self_attn.q_proj.weight", l->q, 2, cc, FALSE), add (w, lp, "self_attn.q_proj.bias", l->qb, 1, c1, FALSE);
-      add (w, lp, "self_attn.k_proj.weight", l->k, 2, cc, FALSE), add (w, lp, "self_attn.k_proj.bias", l->kb, 1, c1, FALSE);
-      add (w, lp, "self_attn.v_proj.weight", l->v, 2, cc, FALSE), add (w, lp, "self_attn.v_proj.bias", l->vb, 1, c1, FALSE);
+      add (w, lp, "self_attn.q_proj.weight", l->q, 2, cc, FALSE),
+        add (w, lp, "self_attn.q_proj.bias", l->qb, 1, c1, FALSE);
+      add (w, lp, "self_attn.k_proj.weight", l->k, 2, cc, FALSE),
+        add (w, lp, "self_attn.k_proj.bias", l->kb, 1, c1, FALSE);
+      add (w, lp, "self_attn.v_proj.weight", l->v, 2, cc, FALSE),
+        add (w, lp, "self_attn.v_proj.bias", l->vb, 1, c1, FALSE);
     }
   }
   if (oc) {
@@ -227,7 +239,7 @@ write_model (const RefModel *m, TestNaming naming, const char *prefix, const cha
     add (w, prefix, "ln_final.weight", m->fw, 1, c1, TRUE);
     add (w, prefix, "ln_final.bias", m->fb, 1, c1, TRUE);
     add (w, prefix, "text_projection", pt, 2, cpr, TRUE);
-    add (w, prefix, "logit_scale", &scale, 0, c1, TRUE);   /* a scalar */
+    add (w, prefix, "logit_scale", &scale, 0, c1, TRUE); /* a scalar */
   } else {
     g_autofree char *p = g_strconcat (prefix, tm, NULL);
     gint64 pos_ids[NPOS];
@@ -258,7 +270,7 @@ assert_close_d (const float *got, const double *want, gsize n, double tol)
 static EaselJson *
 json (const char *text)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   EaselJson *j = easel_json_parse (text, strlen (text), &error);
   g_assert_no_error (error);
   return j;
@@ -291,12 +303,12 @@ fixture_teardown (Fixture *f, gconstpointer data)
 static void
 check_naming (Fixture *f, TestNaming naming, const char *prefix)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_autofree char *path = write_model (&f->m, naming, prefix, NULL, f->dir);
-  g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+  g_autoptr (EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
   g_assert_no_error (error);
-  g_autoptr(EaselJson) hint = json ("{\"num_attention_heads\": 2, \"hidden_size\": 4}");
-  g_autoptr(EaselClip) clip = easel_clip_new (ck, prefix, hint, &error);
+  g_autoptr (EaselJson) hint = json ("{\"num_attention_heads\": 2, \"hidden_size\": 4}");
+  g_autoptr (EaselClip) clip = easel_clip_new (ck, prefix, hint, &error);
   g_assert_no_error (error);
   const EaselClipConfig *cfg = easel_clip_config (clip);
   g_assert_cmpint (cfg->width, ==, C);
@@ -310,8 +322,8 @@ check_naming (Fixture *f, TestNaming naming, const char *prefix)
   g_assert_cmpint (cfg->act, ==, naming == NAMING_OPENCLIP ? EASEL_UNARY_GELU : EASEL_UNARY_QUICK_GELU);
   ref_forward (&f->m, naming != NAMING_OPENCLIP, f->states, f->last, f->pooled, f->text);
 
-  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
-  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr (EaselBackend) be = easel_backend_new_cpu (2);
+  g_autoptr (EaselGraph) g = easel_graph_new ();
   EaselClipRequest req = { .skip = 0, .final_ln = TRUE, .pooled = TRUE, .text_embeds = TRUE };
   EaselClipOutputs out;
   float got[(NL + 1) * B * LEN * C];
@@ -329,18 +341,18 @@ check_naming (Fixture *f, TestNaming naming, const char *prefix)
   assert_close_d (got, f->text, B * PR, 2e-5);
   for (int i = 0; i <= NL; i++) {
     g_assert_true (easel_backend_read (be, out.hidden_states[i], got, &error));
-    assert_close_d (got, f->states + (gsize) i * B * LEN * C, B * LEN * C, 2e-5);
+    assert_close_d (got, f->states + (gsize)i * B * LEN * C, B * LEN * C, 2e-5);
   }
 
   /* clip skip: layer -2 without the final LN; the last layer is not built */
   float hidden[B * LEN * C];
   EaselClipRequest skip = { .skip = 1, .final_ln = FALSE };
-  g_autoptr(EaselGraph) g2 = easel_graph_new ();
+  g_autoptr (EaselGraph) g2 = easel_graph_new ();
   g_assert_true (easel_clip_build (clip, g2, test_ids, B, LEN, &skip, &out, &error));
   g_assert_cmpint (out.n_states, ==, NL);
   g_assert_true (easel_clip_encode (clip, be, test_ids, B, LEN, &skip, hidden, NULL, NULL, &error));
   g_assert_no_error (error);
-  assert_close_d (hidden, f->states + (gsize) (NL - 1) * B * LEN * C, B * LEN * C, 2e-5);
+  assert_close_d (hidden, f->states + (gsize)(NL - 1) * B * LEN * C, B * LEN * C, 2e-5);
 }
 
 static void
@@ -364,14 +376,15 @@ test_forward_openclip (Fixture *f, gconstpointer data)
 static void
 test_errors (Fixture *f, gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(EaselJson) hint = json ("{\"num_attention_heads\": 2}");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EaselJson) hint = json ("{\"num_attention_heads\": 2}");
   const char *prefix = "cond_stage_model.model.";
 
   /* a missing weight is named */
   {
-    g_autofree char *path = write_model (&f->m, NAMING_OPENCLIP, prefix, "cond_stage_model.model.transformer.resblocks.1.mlp.c_proj.weight", f->dir);
-    g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+    g_autofree char *path = write_model (&f->m, NAMING_OPENCLIP, prefix,
+                                         "cond_stage_model.model.transformer.resblocks.1.mlp.c_proj.weight", f->dir);
+    g_autoptr (EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
     g_assert_no_error (error);
     g_assert_null (easel_clip_new (ck, prefix, hint, &error));
     g_assert_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND);
@@ -380,7 +393,7 @@ test_errors (Fixture *f, gconstpointer data)
     g_clear_error (&error);
   }
   g_autofree char *path = write_model (&f->m, NAMING_OPENCLIP, prefix, NULL, f->dir);
-  g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+  g_autoptr (EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
   g_assert_no_error (error);
 
   /* no encoder there */
@@ -398,27 +411,27 @@ test_errors (Fixture *f, gconstpointer data)
                                      "{\"num_attention_heads\": 2, \"hidden_act\": \"relu\"}",
                                      "{\"num_attention_heads\": 2, \"intermediate_size\": 16}" };
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++) {
-    g_autoptr(EaselJson) h = json (bad[i]);
+    g_autoptr (EaselJson) h = json (bad[i]);
     g_assert_null (easel_clip_new (ck, prefix, h, &error));
     g_assert_nonnull (error);
     g_clear_error (&error);
   }
   /* num_hidden_layers below the tensors' count runs fewer layers (SD 2.x's 23 of 24) */
   {
-    g_autoptr(EaselJson) h = json ("{\"num_attention_heads\": 2, \"num_hidden_layers\": 1}");
-    g_autoptr(EaselClip) one = easel_clip_new (ck, prefix, h, &error);
+    g_autoptr (EaselJson) h = json ("{\"num_attention_heads\": 2, \"num_hidden_layers\": 1}");
+    g_autoptr (EaselClip) one = easel_clip_new (ck, prefix, h, &error);
     g_assert_no_error (error);
     g_assert_cmpint (easel_clip_config (one)->n_layers, ==, 1);
   }
 
-  g_autoptr(EaselClip) clip = easel_clip_new (ck, prefix, hint, &error);
+  g_autoptr (EaselClip) clip = easel_clip_new (ck, prefix, hint, &error);
   g_assert_no_error (error);
-  g_autoptr(EaselBackend) be = easel_backend_new_cpu (1);
+  g_autoptr (EaselBackend) be = easel_backend_new_cpu (1);
   float hidden[B * NPOS * C];
   EaselClipRequest req = { .skip = 0, .final_ln = TRUE };
   gint32 ids[B * LEN];
   memcpy (ids, test_ids, sizeof ids);
-  ids[7] = V;                                    /* outside the vocabulary */
+  ids[7] = V; /* outside the vocabulary */
   g_assert_false (easel_clip_encode (clip, be, ids, B, LEN, &req, hidden, NULL, NULL, &error));
   g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
   g_assert_nonnull (strstr (error->message, "prompt 1, position 1"));
@@ -442,7 +455,7 @@ test_eos (void)
 {
   gint64 eos[B];
   easel_clip_eos_positions (test_ids, B, LEN, eos);
-  g_assert_cmpint (eos[0], ==, 3);   /* the first of the repeated largest ids */
+  g_assert_cmpint (eos[0], ==, 3); /* the first of the repeated largest ids */
   g_assert_cmpint (eos[1], ==, 1);
 }
 
@@ -454,16 +467,24 @@ test_find_prefix (void)
   g_autofree char *sd1 = test_data_path ("models", "sd1_tiny.safetensors", NULL);
   g_autofree char *xl = test_data_path ("models", "sdxl_tiny", NULL);
   g_autofree char *refiner = test_data_path ("models", "sdxl_refiner_tiny.safetensors", NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (sd1 == NULL)
     return;
-  struct { const char *path; guint index; const char *want; } cases[] = {
-    { sd1, 0, "cond_stage_model.transformer." }, { sd1, 1, NULL },
-    { xl, 0, "text_encoder/" }, { xl, 1, "text_encoder_2/" }, { xl, 2, NULL },
-    { refiner, 0, NULL }, { refiner, 1, "conditioner.embedders.0.model." },
+  struct {
+    const char *path;
+    guint index;
+    const char *want;
+  } cases[] = {
+    { sd1, 0, "cond_stage_model.transformer." },
+    { sd1, 1, NULL },
+    { xl, 0, "text_encoder/" },
+    { xl, 1, "text_encoder_2/" },
+    { xl, 2, NULL },
+    { refiner, 0, NULL },
+    { refiner, 1, "conditioner.embedders.0.model." },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
-    g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (cases[i].path, &error);
+    g_autoptr (EaselCheckpoint) ck = easel_checkpoint_open (cases[i].path, &error);
     g_assert_no_error (error);
     g_autofree char *p = easel_clip_find_prefix (ck, cases[i].index, &error);
     g_assert_cmpstr (p, ==, cases[i].want);
@@ -480,16 +501,16 @@ test_real_clip_skip (void)
   g_autofree char *path = test_data_path ("models", "sd1_tiny.safetensors", NULL);
   g_autofree char *config = test_data_path ("models", "sd1_tiny", "text_encoder", "config.json", NULL);
   g_autofree char *refs = test_data_path ("refs", "sd1", "sd1_refs.safetensors", NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (path == NULL)
     return;
-  g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+  g_autoptr (EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
   g_assert_no_error (error);
-  g_autoptr(EaselJson) hint = easel_json_parse_file (config, 0, &error);
+  g_autoptr (EaselJson) hint = easel_json_parse_file (config, 0, &error);
   g_assert_no_error (error);
-  g_autoptr(EaselClip) clip = easel_clip_new (ck, "cond_stage_model.transformer.", hint, &error);
+  g_autoptr (EaselClip) clip = easel_clip_new (ck, "cond_stage_model.transformer.", hint, &error);
   g_assert_no_error (error);
-  g_autoptr(EaselSafetensors) st = easel_safetensors_open (refs, &error);
+  g_autoptr (EaselSafetensors) st = easel_safetensors_open (refs, &error);
   g_assert_no_error (error);
   const EaselStTensor *ids = easel_safetensors_find (st, "text_encoder/input_ids");
   const EaselStTensor *want = easel_safetensors_find (st, "text_encoder/penultimate_hidden_state_final_ln");
@@ -499,12 +520,12 @@ test_real_clip_skip (void)
   gint64 batch = ids->shape[0], len = ids->shape[1], width = easel_clip_config (clip)->width;
   g_autofree gint32 *id = g_memdup2 (ids->data, ids->nbytes);
   g_autofree float *w = easel_st_tensor_to_f32 (want);
-  g_autofree float *got = g_new (float, batch * len * width);
-  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+  g_autofree float *got = g_new (float, batch *len *width);
+  g_autoptr (EaselBackend) be = easel_backend_new_cpu (2);
   EaselClipRequest req = { .skip = 1, .final_ln = TRUE };
   g_assert_true (easel_clip_encode (clip, be, id, batch, len, &req, got, NULL, NULL, &error));
   g_assert_no_error (error);
-  g_assert_cmpuint (want->n_elements, ==, (guint64) (batch * len * width));
+  g_assert_cmpuint (want->n_elements, ==, (guint64)(batch * len * width));
   for (gint64 i = 0; i < batch * len * width; i++)
     g_assert_cmpfloat_with_epsilon (got[i], w[i], 1e-4);
 }
@@ -555,7 +576,8 @@ static void
 test_sdxl (void)
 {
   /* batch 2, 2 tokens, te1 width 1, te2 width 2; 2 chunks of pooled vectors (p = 1) per prompt */
-  const float te1[4] = { 1, 2, 3, 4 }, te2[8] = { 10, 11, 12, 13, 14, 15, 16, 17 }, te2_pooled[4] = { 100, 200, 300, 400 };
+  const float te1[4] = { 1, 2, 3, 4 }, te2[8] = { 10, 11, 12, 13, 14, 15, 16, 17 },
+              te2_pooled[4] = { 100, 200, 300, 400 };
   const float want_ctx[12] = { 1, 10, 11, 2, 12, 13, 3, 14, 15, 4, 16, 17 }, want_pooled[2] = { 100, 300 };
   float ctx[12], pooled[2];
   easel_cond_sdxl (ctx, pooled, te1, 1, te2, 2, 2, 2, te2_pooled, 2, 1);

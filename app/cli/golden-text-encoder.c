@@ -31,7 +31,7 @@ typedef struct {
   gint64 batch, len, width, projection;
   int n_states;
   float *last, *pen, *pen_ln, *pooled, *text_embeds;
-  float *states;          /* (n_states, batch, len, width) */
+  float *states; /* (n_states, batch, len, width) */
 } Encoded;
 
 static void
@@ -53,9 +53,9 @@ encode_all (EaselClip *clip, EaselBackend *backend, const gint32 *ids, gint64 ba
 {
   const EaselClipConfig *cfg = easel_clip_config (clip);
   EaselClipRequest req = { .skip = 0, .final_ln = TRUE, .pooled = TRUE, .text_embeds = cfg->projection > 0 };
-  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr (EaselGraph) g = easel_graph_new ();
   EaselClipOutputs out;
-  gsize n = (gsize) (batch * len * cfg->width);
+  gsize n = (gsize)(batch * len * cfg->width);
 
   if (cfg->n_layers < 1 || !easel_clip_build (clip, g, ids, batch, len, &req, &out, error))
     return FALSE;
@@ -76,7 +76,7 @@ encode_all (EaselClip *clip, EaselBackend *backend, const gint32 *ids, gint64 ba
   e->pen = g_new (float, n);
   e->pen_ln = g_new (float, n);
   e->pooled = g_new (float, batch * cfg->width);
-  e->states = g_new (float, n * out.n_states);
+  e->states = g_new (float, n *out.n_states);
   if (!easel_backend_read (backend, out.hidden, e->last, error) || !easel_backend_read (backend, pen, e->pen, error)
       || !easel_backend_read (backend, pen_ln, e->pen_ln, error)
       || !easel_backend_read (backend, out.pooled, e->pooled, error))
@@ -95,7 +95,7 @@ encode_all (EaselClip *clip, EaselBackend *backend, const gint32 *ids, gint64 ba
 typedef struct {
   EaselGolden *g;
   EaselGoldenCase *c;
-  const char *refs_file;     /* the refs .safetensors */
+  const char *refs_file; /* the refs .safetensors */
   double atol, rtol;
   EaselBackend *backend;
 } Run;
@@ -111,20 +111,20 @@ load_ids (Run *r, const char *component, gint64 *batch, gint64 *len, GError **er
   if (st == NULL)
     return NULL;
   t = easel_safetensors_find (st, name);
-  if (t == NULL || t->dtype != EASEL_DTYPE_I32 || t->n_dims != 2 || ((guintptr) t->data % 4) != 0) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE, "%s: '%s' is missing or not an aligned I32 (B, L) tensor",
-                 r->refs_file, name);
+  if (t == NULL || t->dtype != EASEL_DTYPE_I32 || t->n_dims != 2 || ((guintptr)t->data % 4) != 0) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE,
+                 "%s: '%s' is missing or not an aligned I32 (B, L) tensor", r->refs_file, name);
     return NULL;
   }
   *batch = t->shape[0];
   *len = t->shape[1];
-  return (const gint32 *) t->data;
+  return (const gint32 *)t->data;
 }
 
 /* Compares one output of the manifest; name is its key ("text_encoder_2/text_embeds"). */
 static gboolean
-compare_output (Run *r, const char *form, const char *name, const float *got, gsize n, const gint64 *shape,
-                int n_dims, GError **error)
+compare_output (Run *r, const char *form, const char *name, const float *got, gsize n, const gint64 *shape, int n_dims,
+                GError **error)
 {
   g_autofree float *want = NULL;
   g_autofree char *label = g_strdup_printf ("%s %s", form, name);
@@ -147,7 +147,7 @@ check_encoder_outputs (Run *r, const char *form, const char *component, const En
   gboolean ok = TRUE;
   gsize plen = strlen (component);
   gint64 B = e->batch, L = e->len, C = e->width;
-  gsize n_hidden = (gsize) (B * L * C);
+  gsize n_hidden = (gsize)(B * L * C);
 
   for (gsize i = 0; i < easel_json_length (outputs); i++) {
     const char *name = easel_json_key_at (outputs, i);
@@ -163,11 +163,11 @@ check_encoder_outputs (Run *r, const char *form, const char *component, const En
     } else if (strcmp (what, "penultimate_hidden_state_final_ln") == 0) {
       ok &= compare_output (r, form, name, e->pen_ln, n_hidden, hshape, 3, error);
     } else if (strcmp (what, "pooler_output") == 0) {
-      ok &= compare_output (r, form, name, e->pooled, (gsize) (B * C), pshape, 2, error);
+      ok &= compare_output (r, form, name, e->pooled, (gsize)(B * C), pshape, 2, error);
     } else if (strcmp (what, "text_embeds") == 0) {
-      ok &= compare_output (r, form, name, e->text_embeds, (gsize) (B * e->projection), tshape, 2, error);
+      ok &= compare_output (r, form, name, e->text_embeds, (gsize)(B * e->projection), tshape, 2, error);
     } else if (strcmp (what, "hidden_states_prompt0") == 0) {
-      gsize row = (gsize) (L * C);
+      gsize row = (gsize)(L * C);
       g_autofree float *p0 = g_new (float, row * e->n_states);
       const gint64 sshape[3] = { e->n_states, L, C };
       for (int s = 0; s < e->n_states; s++)
@@ -190,7 +190,7 @@ component_index (const char *component)
   const char *u = strrchr (component, '_');
   guint64 k;
   if (u && g_ascii_string_to_unsigned (u + 1, 10, 2, 9, &k, NULL))
-    return (guint) k - 1;
+    return (guint)k - 1;
   return 0;
 }
 
@@ -202,9 +202,10 @@ static EncodeResult
 encode_form (Run *r, const EaselCheckpoint *ck, const EaselGoldenModel *m, const char *form, const char *component,
              Encoded *e, GError **error)
 {
-  g_autoptr(GError) local = NULL;
-  g_autofree char *hint_path = g_build_filename (easel_golden_dir (r->g), "models", m->name, component, "config.json", NULL);
-  g_autoptr(EaselJson) hint = NULL;
+  g_autoptr (GError) local = NULL;
+  g_autofree char *hint_path
+    = g_build_filename (easel_golden_dir (r->g), "models", m->name, component, "config.json", NULL);
+  g_autoptr (EaselJson) hint = NULL;
   gint64 batch = 0, len = 0;
 
   g_autofree char *prefix = easel_clip_find_prefix (ck, component_index (component), &local);
@@ -214,7 +215,7 @@ encode_form (Run *r, const EaselCheckpoint *ck, const EaselGoldenModel *m, const
   }
   if (g_file_test (hint_path, G_FILE_TEST_IS_REGULAR) && !(hint = easel_json_parse_file (hint_path, 0, error)))
     return FAILED;
-  g_autoptr(EaselClip) clip = easel_clip_new (ck, prefix, hint, &local);
+  g_autoptr (EaselClip) clip = easel_clip_new (ck, prefix, hint, &local);
   if (clip == NULL && hint == NULL && g_error_matches (local, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED)) {
     easel_golden_note (r->g, "%s: %s: %s has no %s/config.json to give what the weights do not tell; form skipped",
                        r->c->name, form, m->name, component);
@@ -234,12 +235,12 @@ static gboolean
 run (EaselGolden *g, EaselGoldenCase *c, GError **error)
 {
   const char *slash = strchr (c->name, '/');
-  g_autofree char *ref = g_strndup (c->name, slash ? (gsize) (slash - c->name) : 0);
+  g_autofree char *ref = g_strndup (c->name, slash ? (gsize)(slash - c->name) : 0);
   const char *case_name = slash ? slash + 1 : c->name;
   g_autofree char *manifest_rel = g_build_filename ("refs", ref, "manifest.json", NULL);
   const EaselJson *manifest = easel_golden_manifest (g, manifest_rel);
-  g_autoptr(GPtrArray) models = NULL;
-  g_autoptr(EaselBackend) backend = easel_backend_new_cpu (0);
+  g_autoptr (GPtrArray) models = NULL;
+  g_autoptr (EaselBackend) backend = easel_backend_new_cpu (0);
   gboolean sdxl_cond = strcmp (case_name, "prompt_embeds") == 0;
   gboolean ok = TRUE;
   guint n_forms = 0;
@@ -259,7 +260,7 @@ run (EaselGolden *g, EaselGoldenCase *c, GError **error)
     const char *paths[2] = { m->folder, m->single_file };
     for (int f = 0; f < 2; f++) {
       g_autofree char *form = NULL;
-      g_autoptr(EaselCheckpoint) ck = NULL;
+      g_autoptr (EaselCheckpoint) ck = NULL;
       if (paths[f] == NULL) {
         easel_golden_note (g, "%s: %s: no %s", c->name, m->name, f == 0 ? "diffusers folder" : "single file");
         continue;
@@ -291,12 +292,12 @@ run (EaselGolden *g, EaselGoldenCase *c, GError **error)
           ok = FALSE;
         } else {
           gint64 B = e1.batch, L = e1.len, W = e1.width + e2.width, P = e2.projection;
-          g_autofree float *context = g_new (float, B * L * W);
-          g_autofree float *pooled = g_new (float, B * P);
+          g_autofree float *context = g_new (float, B *L *W);
+          g_autofree float *pooled = g_new (float, B *P);
           const gint64 cshape[3] = { B, L, W }, pshape[2] = { B, P };
           easel_cond_sdxl (context, pooled, e1.pen, e1.width, e2.pen, e2.width, B, L, e2.text_embeds, 1, P);
-          ok &= compare_output (&r, form, "prompt_embeds", context, (gsize) (B * L * W), cshape, 3, error);
-          ok &= compare_output (&r, form, "pooled_prompt_embeds", pooled, (gsize) (B * P), pshape, 2, error);
+          ok &= compare_output (&r, form, "prompt_embeds", context, (gsize)(B * L * W), cshape, 3, error);
+          ok &= compare_output (&r, form, "pooled_prompt_embeds", pooled, (gsize)(B * P), pshape, 2, error);
         }
       }
       encoded_clear (&e1);
