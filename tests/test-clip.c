@@ -353,6 +353,18 @@ check_naming (Fixture *f, TestNaming naming, const char *prefix)
   g_assert_true (easel_clip_encode (clip, be, test_ids, B, LEN, &skip, hidden, NULL, NULL, &error));
   g_assert_no_error (error);
   assert_close_d (hidden, f->states + (gsize)(NL - 1) * B * LEN * C, B * LEN * C, 2e-5);
+
+  /* "clip skip 2" with the final LN, and pooled / text_embeds still from the last layer */
+  double pen_ln[B * LEN * C];
+  float pooled[B * C], text[B * PR];
+  EaselClipRequest skip_ln = { .skip = 1, .final_ln = TRUE, .pooled = TRUE, .text_embeds = TRUE };
+  for (int r = 0; r < B * LEN; r++)
+    ref_ln (pen_ln + r * C, f->states + (gsize)(NL - 1) * B * LEN * C + r * C, f->m.fw, f->m.fb);
+  g_assert_true (easel_clip_encode (clip, be, test_ids, B, LEN, &skip_ln, hidden, pooled, text, &error));
+  g_assert_no_error (error);
+  assert_close_d (hidden, pen_ln, B * LEN * C, 2e-5);
+  assert_close_d (pooled, f->pooled, B * C, 2e-5);
+  assert_close_d (text, f->text, B * PR, 2e-5);
 }
 
 static void
