@@ -395,7 +395,8 @@ easel_safetensors_writer_add (EaselSafetensorsWriter *w, const char *name, Easel
   e.name = g_strdup (name);
   e.dtype = dtype;
   e.n_dims = n_dims;
-  memcpy (e.shape, shape, sizeof (gint64) * n_dims);
+  if (n_dims > 0)
+    memcpy (e.shape, shape, sizeof (gint64) * n_dims);
   e.data = g_bytes_new (data, (gsize) n);
   g_array_append_val (w->entries, e);
   g_hash_table_add (w->names, g_array_index (w->entries, WEntry, w->entries->len - 1).name);
