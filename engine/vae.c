@@ -676,11 +676,13 @@ tile_starts (gint64 n, gint64 t, gint64 o, gint64 *starts)
 }
 
 /* Weight of output position p (0 .. len) of a tile at [s, s + len) of an axis of total outputs: linear
- * ramps of r across inner edges, 1 elsewhere, never 0. */
+ * ramps of r across inner edges, 1 elsewhere (r 0: everywhere), never 0. */
 static float
 ramp (gint64 p, gint64 s, gint64 len, gint64 total, gint64 r)
 {
   float wgt = 1.0f;
+  if (r <= 0)
+    return wgt;
   if (s > 0 && p < r)
     wgt *= (float) ((p + 0.5) / r);
   if (s + len < total && len - p <= r)
@@ -702,7 +704,7 @@ run_tiled (EaselVae *vae, EaselBackend *backend, TileFunc func, const TileGeomet
   const gint64 u = tg->unit, oh = tg->h * tg->num / tg->den, ow = tg->w * tg->num / tg->den;
   const gint64 ny = tile_starts (tg->h / u, tile / u, overlap / u, NULL), nx = tile_starts (tg->w / u, tile / u, overlap / u, NULL);
   const gint64 th = MIN (tile, tg->h), tw = MIN (tile, tg->w), oth = th * tg->num / tg->den, otw = tw * tg->num / tg->den;
-  const gint64 r = MAX (overlap * tg->num / tg->den, 1);
+  const gint64 r = overlap * tg->num / tg->den;
   g_autofree gint64 *sy = g_new (gint64, ny), *sx = g_new (gint64, nx);
   g_autofree float *sum_y = g_new0 (float, oh), *sum_x = g_new0 (float, ow);
   g_autofree float *wy = g_new (float, oth), *wx = g_new (float, otw);

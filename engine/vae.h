@@ -72,13 +72,20 @@ gboolean easel_vae_decode (EaselVae *vae, EaselBackend *backend, const float *z,
 gboolean easel_vae_encode (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch, gint64 height,
                            gint64 width, float *mean, float *logvar, GError **error);
 
-/* Tiled forms for large images: tiles of `tile` (and `overlap`) latent pixels (decode) or image
- * pixels (encode; then tile, overlap, height and width must be multiples of the factor), spread
- * evenly so neighbours overlap by at least `overlap`, blended with linear ramps of `overlap` across
- * each inner tile edge and normalised by the sum of the weights, so no seam shows. Memory: one tile's
- * activations plus O(height + width); the outputs are accumulated in place. GroupNorm statistics and
- * the mid-block attention are per tile (as in diffusers' tiled_decode and ComfyUI's tiled VAE), so the
- * result differs from the untiled one; a tile covering the whole image gives the untiled result. */
+/* Tiled forms for large images. tile and overlap are in latent pixels (decode) or image pixels
+ * (encode: then tile, overlap, height and width must be multiples of the factor, and tile starts are
+ * too); overlap <= tile / 2. Along an axis of n (in those units), k = 1 tile if n <= tile, else
+ * k = max (2, ceil ((n - overlap) / (tile - overlap))) tiles of `tile` starting at
+ * round (i (n - tile) / (k - 1)): spread evenly, neighbours overlap by at least `overlap`. Each tile's
+ * output is weighted by wy·wx, w(p) = (p + 0.5) / r over the first r outputs after an inner edge and
+ * (len - p - 0.5) / r before one (r = overlap in output pixels; 1 elsewhere), and the sum is divided
+ * by the sum of the weights: linear cross-fades, no seam. Memory: one tile's activations plus
+ * O(height + width); the outputs are accumulated in place.
+ * GroupNorm statistics and the mid-block attention are per tile (as in diffusers' tiled_decode and
+ * ComfyUI's tiled VAE), so the result differs from the untiled one; a tile covering the whole image
+ * gives the untiled result exactly. Whole-image GroupNorm statistics are not gathered: that takes
+ * every tile's activations at once (memory growing with the image) or a pass over all tiles per
+ * GroupNorm layer. */
 gboolean easel_vae_decode_tiled (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h,
                                  gint64 w, gint64 tile, gint64 overlap, float *image, GError **error);
 gboolean easel_vae_encode_tiled (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch,
