@@ -440,10 +440,15 @@ easel_vae_new (const EaselCheckpoint *ck, const EaselJson *config_hint, GError *
   vae->weights = easel_weights_new (ck, prefix, rename_key, &ctx, error);
   if (vae->weights == NULL || !read_config (vae, ck, config_hint, error))
     return NULL;
-  if (vae->config.encoder_blocks > 0 && !bind_encoder (vae, error))
+  if ((vae->config.encoder_blocks > 0 && !bind_encoder (vae, error))
+      || (vae->config.decoder_blocks > 0 && !bind_decoder (vae, error))) {
+    /* a VAE is there but incomplete or misshapen: the file is at fault, whichever tensor it was */
+    if (error && *error) {
+      (*error)->code = EASEL_ERROR_INVALID_FILE;
+      g_prefix_error (error, "%s: VAE: ", easel_checkpoint_path (ck));
+    }
     return NULL;
-  if (vae->config.decoder_blocks > 0 && !bind_decoder (vae, error))
-    return NULL;
+  }
   return g_steal_pointer (&vae);
 }
 

@@ -160,6 +160,34 @@ test_config (void)
   g_assert_cmpfloat (easel_vae_get_config (v1)->scaling_factor, ==, 0.18215);
 }
 
+/* A bare VAE file at path: the folder's vae/ tensors without prefix, with the pre-0.14 diffusers
+ * attention names (query/key/value/proj_attn); `drop` (a folder key) left out; `flatten` (a folder key)
+ * written with its last two dims merged (same bytes, wrong shape). */
+static void
+write_bare_vae (const EaselCheckpoint *folder, const char *path, const char *drop, const char *flatten)
+{
+  g_autoptr(EaselSafetensorsWriter) wr = easel_safetensors_writer_new ();
+  g_autoptr(GError) error = NULL;
+  for (gsize i = 0; i < easel_checkpoint_n_tensors (folder); i++) {
+    const EaselCheckpointTensor *t = easel_checkpoint_tensor (folder, i);
+    gint64 shape[EASEL_MAX_DIMS];
+    int n_dims = t->st->n_dims;
+    if (strcmp (t->component, "vae") != 0 || g_strcmp0 (t->key, drop) == 0)
+      continue;
+    memcpy (shape, t->st->shape, sizeof shape);
+    if (g_strcmp0 (t->key, flatten) == 0 && n_dims >= 2)
+      shape[n_dims - 2] *= shape[n_dims - 1], n_dims--;
+    g_autoptr(GString) key = g_string_new (t->key);
+    g_string_replace (key, "attentions.0.to_q.", "attentions.0.query.", 1);
+    g_string_replace (key, "attentions.0.to_k.", "attentions.0.key.", 1);
+    g_string_replace (key, "attentions.0.to_v.", "attentions.0.value.", 1);
+    g_string_replace (key, "attentions.0.to_out.0.", "attentions.0.proj_attn.", 1);
+    g_assert_true (easel_safetensors_writer_add (wr, key->str, t->st->dtype, n_dims, shape, t->st->data, &error));
+  }
+  g_assert_true (easel_safetensors_writer_save (wr, path, &error));
+  g_assert_no_error (error);
+}
+
 /* The same z through the diffusers folder (fp32) and the single file (fp16, original naming) and a
  * bare VAE file written here with the pre-0.14 diffusers attention names (query/key/value/proj_attn):
  * the weights are the same fp16-exact values, so the outputs agree to float rounding. */
@@ -177,23 +205,10 @@ test_namings_agree (void)
   const gsize n = 3 * 64 * 64;
   g_autofree float *a = g_new (float, n), *b = g_new (float, n), *c = g_new (float, n);
 
-  /* the bare file: vae/ tensors of the folder, old attention names, no prefix */
-  g_autoptr(EaselSafetensorsWriter) wr = easel_safetensors_writer_new ();
-  for (gsize i = 0; i < easel_checkpoint_n_tensors (folder); i++) {
-    const EaselCheckpointTensor *t = easel_checkpoint_tensor (folder, i);
-    if (strcmp (t->component, "vae") != 0)
-      continue;
-    g_autoptr(GString) key = g_string_new (t->key);
-    g_string_replace (key, "attentions.0.to_q.", "attentions.0.query.", 1);
-    g_string_replace (key, "attentions.0.to_k.", "attentions.0.key.", 1);
-    g_string_replace (key, "attentions.0.to_v.", "attentions.0.value.", 1);
-    g_string_replace (key, "attentions.0.to_out.0.", "attentions.0.proj_attn.", 1);
-    g_assert_true (easel_safetensors_writer_add (wr, key->str, t->st->dtype, t->st->n_dims, t->st->shape, t->st->data, &error));
-  }
   g_autofree char *dir = g_dir_make_tmp ("easel-vae-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *bare_path = g_build_filename (dir, "vae.safetensors", NULL);
-  g_assert_true (easel_safetensors_writer_save (wr, bare_path, &error));
+  write_bare_vae (folder, bare_path, NULL, NULL);
   g_autoptr(EaselCheckpoint) bare = easel_checkpoint_open (bare_path, &error);
   g_assert_no_error (error);
 
@@ -209,6 +224,37 @@ test_namings_agree (void)
   g_assert_cmpfloat (max_abs_diff (a, b, n), <, 1e-5);
   g_assert_cmpfloat (max_abs_diff (a, c, n), ==, 0.0);     /* same fp32 data, same graph */
   g_unlink (bare_path);
+  g_rmdir (dir);
+}
+
+/* Incomplete or misshapen VAE weights: INVALID_FILE naming the file and the tensor. */
+static void
+test_bad_weights (void)
+{
+  g_autoptr(EaselCheckpoint) folder = open_model ("sd1_tiny");
+  g_autoptr(GError) error = NULL;
+  if (folder == NULL)
+    return;
+  g_autofree char *dir = g_dir_make_tmp ("easel-vae-XXXXXX", &error);
+  g_autofree char *path = g_build_filename (dir, "bad.safetensors", NULL);
+  const char *cases[][3] = {   /* drop, flatten, a word the message must have */
+    { "decoder.conv_out.bias", NULL, "decoder.conv_out.bias" },
+    { NULL, "encoder.down_blocks.1.resnets.0.conv2.weight", "encoder.down_blocks.1.resnets.0.conv2.weight" },
+    { NULL, "decoder.mid_block.attentions.0.to_q.weight", "attentions.0.query.weight" },
+    { "encoder.down_blocks.1.resnets.0.conv_shortcut.weight", NULL, "nin_shortcut.weight" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    write_bare_vae (folder, path, cases[i][0], cases[i][1]);
+    g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+    g_assert_no_error (error);
+    g_assert_null (easel_vae_new (ck, NULL, &error));
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE);
+    g_test_message ("%s", error->message);
+    g_assert_nonnull (strstr (error->message, "bad.safetensors"));
+    g_assert_nonnull (strstr (error->message, cases[i][2]));
+    g_clear_error (&error);
+  }
+  g_unlink (path);
   g_rmdir (dir);
 }
 
@@ -460,6 +506,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/vae/config", test_config);
   g_test_add_func ("/vae/namings-agree", test_namings_agree);
+  g_test_add_func ("/vae/bad-weights", test_bad_weights);
   g_test_add_func ("/vae/batch", test_batch);
   g_test_add_func ("/vae/tiled", test_tiled);
   g_test_add_func ("/vae/helpers", test_helpers);
