@@ -1,5 +1,6 @@
 /* engine/graph.c: building the graph (shape checks and inference for every op) and planning its
- * memory. Parameters per op: CONV2D ip[0] stride, ip[1] pad; GROUP_NORM ip[0] groups, ip[1] silu,
+ * memory. Parameters per op: CONV2D ip[0] stride, ip[1] pad,
+ * ip[2]/ip[3] extra bottom rows / right columns; GROUP_NORM ip[0] groups, ip[1] silu,
  * fp[0] eps; LAYER_NORM fp[0] eps; UNARY ip[0] EaselUnary; BINARY ip[0] EaselBinary; SCALE fp[0];
  * ATTENTION ip[0] heads, ip[1] causal, fp[0] scale; CONCAT ip[0] axis; TIMESTEP_EMBEDDING ip[0] dim. */
 #include "graph.h"
@@ -267,17 +268,27 @@ easel_op_linear (EaselGraph *g, EaselTensor *x, EaselTensor *w, EaselTensor *b)
 EaselTensor *
 easel_op_conv2d (EaselGraph *g, EaselTensor *x, EaselTensor *w, EaselTensor *b, int stride, int pad)
 {
+  return easel_op_conv2d_ext (g, x, w, b, stride, pad, 0, 0);
+}
+
+EaselTensor *
+easel_op_conv2d_ext (EaselGraph *g, EaselTensor *x, EaselTensor *w, EaselTensor *b, int stride, int pad,
+                     int extra_h, int extra_w)
+{
   if (x->n_dims != 4 || w->n_dims != 4 || x->shape[1] != w->shape[1] || !is_vector (b, w->shape[0]) || stride < 1 || pad < 0
-      || x->shape[2] + 2 * pad < w->shape[2] || x->shape[3] + 2 * pad < w->shape[3])
+      || extra_h < 0 || extra_w < 0
+      || x->shape[2] + 2 * pad + extra_h < w->shape[2] || x->shape[3] + 2 * pad + extra_w < w->shape[3])
     return shape_error (g, x, "conv2d", "%s: input channels %" G_GINT64_FORMAT, w->name ? w->name : "?",
                         x->n_dims == 4 ? x->shape[1] : -1);
-  gint64 shape[4] = { x->shape[0], w->shape[0], (x->shape[2] + 2 * pad - w->shape[2]) / stride + 1,
-                      (x->shape[3] + 2 * pad - w->shape[3]) / stride + 1 };
+  gint64 shape[4] = { x->shape[0], w->shape[0], (x->shape[2] + 2 * pad + extra_h - w->shape[2]) / stride + 1,
+                      (x->shape[3] + 2 * pad + extra_w - w->shape[3]) / stride + 1 };
   if (!easel_tensor_is_contiguous (x))
     x = easel_op_contiguous (g, x);
   EaselTensor *t = new_op (g, EASEL_OP_CONV2D, 4, shape, x, w, b);
   t->ip[0] = stride;
   t->ip[1] = pad;
+  t->ip[2] = extra_h;
+  t->ip[3] = extra_w;
   return t;
 }
 

@@ -101,6 +101,10 @@ EaselTensor *easel_op_contiguous (EaselGraph *g, EaselTensor *x);
 /* Computation. Weights may be F16/BF16/F32; activations are F32. b may be NULL. */
 EaselTensor *easel_op_linear (EaselGraph *g, EaselTensor *x, EaselTensor *w, EaselTensor *b);
 EaselTensor *easel_op_conv2d (EaselGraph *g, EaselTensor *x, EaselTensor *w, EaselTensor *b, int stride, int pad);
+/* conv2d with `pad` zeros on every side plus extra_h more rows at the bottom and extra_w more
+ * columns at the right: the VAE downsampler's F.pad (0, 1, 0, 1) + unpadded conv is pad 0, extra 1, 1. */
+EaselTensor *easel_op_conv2d_ext (EaselGraph *g, EaselTensor *x, EaselTensor *w, EaselTensor *b, int stride, int pad,
+                                  int extra_h, int extra_w);
 EaselTensor *easel_op_group_norm (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTensor *beta,
                                   int groups, float eps, gboolean silu);
 EaselTensor *easel_op_layer_norm (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTensor *beta, float eps);

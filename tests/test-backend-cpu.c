@@ -247,6 +247,53 @@ test_errors (void)
   }
 }
 
+/* conv2d_ext: F.pad (0, 1, 0, 1) then a stride-2 3x3 conv (the VAE downsampler), odd and even sizes,
+ * against a naive loop over the explicitly padded input. */
+static void
+check_conv2d_ext (GRand *r, EaselBackend *be, gint64 H, gint64 W, int stride, int pad, int eh, int ew)
+{
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GError) error = NULL;
+  const gint64 ci = 3, co = 2, xs[4] = { 1, ci, H, W }, ws[4] = { co, ci, 3, 3 }, bs[1] = { co };
+  g_autofree float *x = random_floats (r, ci * H * W), *w = random_floats (r, co * ci * 9), *b = random_floats (r, co);
+  EaselTensor *in = easel_graph_input (g, "x", EASEL_DTYPE_F32, 4, xs, x);
+  EaselTensor *y = easel_op_conv2d_ext (g, in, easel_graph_weight (g, "w", EASEL_DTYPE_F32, 4, ws, w),
+                                        easel_graph_weight (g, "b", EASEL_DTYPE_F32, 1, bs, b), stride, pad, eh, ew);
+  gint64 oh = (H + 2 * pad + eh - 3) / stride + 1, ow = (W + 2 * pad + ew - 3) / stride + 1;
+  g_assert_no_error (easel_graph_error (g));
+  g_assert_cmpint (y->shape[2], ==, oh);
+  g_assert_cmpint (y->shape[3], ==, ow);
+  easel_graph_mark_output (g, y);
+  g_assert_true (easel_backend_compute (be, g, &error));
+  g_autofree float *got = g_new (float, co * oh * ow), *want = g_new (float, co * oh * ow);
+  g_assert_true (easel_backend_read (be, y, got, &error));
+  for (gint64 o = 0; o < co; o++)
+    for (gint64 i = 0; i < oh; i++)
+      for (gint64 j = 0; j < ow; j++) {
+        double acc = b[o];
+        for (gint64 c = 0; c < ci; c++)
+          for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+              gint64 iy = i * stride - pad + ky, ix = j * stride - pad + kx;
+              if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                acc += (double) x[(c * H + iy) * W + ix] * w[((o * ci + c) * 3 + ky) * 3 + kx];
+            }
+        want[(o * oh + i) * ow + j] = (float) acc;
+      }
+  assert_close (got, want, co * oh * ow, 1e-5);
+}
+
+static void
+test_conv2d_ext (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (7);
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+  check_conv2d_ext (r, be, 8, 8, 2, 0, 1, 1);     /* 8x8 -> 4x4 */
+  check_conv2d_ext (r, be, 7, 10, 2, 0, 1, 1);    /* odd height */
+  check_conv2d_ext (r, be, 5, 6, 1, 1, 2, 0);     /* extra rows on top of symmetric padding */
+  check_conv2d_ext (r, be, 6, 6, 1, 1, 0, 0);     /* plain conv2d */
+}
+
 int
 main (int argc, char **argv)
 {
@@ -257,5 +304,6 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/attention-on-fused-qkv", test_attention_on_fused_qkv);
   g_test_add_func ("/backend-cpu/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-cpu/errors", test_errors);
+  g_test_add_func ("/backend-cpu/conv2d-ext", test_conv2d_ext);
   return g_test_run ();
 }

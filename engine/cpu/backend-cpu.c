@@ -158,6 +158,8 @@ node_workspace (CpuBackend *cb, EaselTensor *t, EaselCpuConv2d *conv, EaselCpuAt
     EaselTensor *x = t->src[0], *w = t->src[1];
     easel_cpu_conv2d_init (conv, x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
                            w->shape[3], t->ip[0], t->ip[1]);
+    conv->out_h = t->shape[2];   /* the graph's size: larger than the symmetric one with extra padding */
+    conv->out_w = t->shape[3];
     return easel_cpu_conv2d_workspace (conv, nth);
   }
   if (t->op == EASEL_OP_ATTENTION) {
