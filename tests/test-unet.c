@@ -410,12 +410,13 @@ write_unet_only (const char *drop, const char *as_int)
     g_assert_true (easel_safetensors_writer_add (w, t->key, to_int ? EASEL_DTYPE_I32 : t->st->dtype, t->st->n_dims,
                                                  t->st->shape, to_int ? (const void *) zeros : t->st->data, &error));
   }
-  int fd = g_file_open_tmp ("easel-unet-XXXXXX.safetensors", &path, &error);
+  g_autofree char *out = NULL;
+  int fd = g_file_open_tmp ("easel-unet-XXXXXX.safetensors", &out, &error);
   g_assert_no_error (error);
   close (fd);
-  g_assert_true (easel_safetensors_writer_save (w, path, &error));
+  g_assert_true (easel_safetensors_writer_save (w, out, &error));
   g_assert_no_error (error);
-  return g_steal_pointer (&path);
+  return g_steal_pointer (&out);
 }
 
 static void
