@@ -4,7 +4,8 @@
  * time on zeros), which loads like a real UNet-only single file. Prints the configuration read off
  * the tensors and seconds per forward pass; never fails on time.
  *
- *   bench-unet [KEYLIST [B [H W [ITERS]]]]      latent size H x W (64 x 64 = 512² pixels), batch B */
+ *   bench-unet [KEYLIST [B [H W [ITERS]]]]      latent size H x W (64 x 64 = 512² pixels), batch B;
+ *                                              ITERS < 0: only load and print the configuration */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -94,7 +95,7 @@ main (int argc, char **argv)
   for (gint64 i = 0; i < B; i++)
     t[i] = 500.0f;
   g_autoptr(EaselBackend) be = easel_backend_new_cpu (0);
-  for (int i = 0; i <= iters; i++) {
+  for (int i = 0; i <= iters; i++) {   /* none when iters < 0 */
     gint64 t0 = g_get_monotonic_time ();
     if (!easel_unet_forward (u, be, x, B, H, W, t, ctx, L, P ? pooled : NULL, P, n_ids ? ids : NULL, n_ids, out, &error)) {
       fprintf (stderr, "bench-unet: %s\n", error->message);
