@@ -50,10 +50,11 @@ typedef struct {
 typedef struct _EaselUnet EaselUnet;
 
 /* Reads the UNet of an opened checkpoint (single file, diffusers folder or UNet-only file) and
- * binds every weight with shape checks. hint: the UNet's diffusers config.json, or NULL (a diffusers
- * folder then reads its own unet/config.json). Fails
- * with an error naming the file and tensor when the UNet is missing, inconsistent or of an
- * unsupported kind. Keeps pointers into ck's mappings: free the UNet before ck. transfer full. */
+ * binds every weight with shape checks. hint: the UNet's diffusers config.json, or NULL (a
+ * diffusers folder then reads its own unet/config.json). Fails with an error naming the file and
+ * tensor when the UNet is missing, inconsistent or of an unsupported kind. Self-attention q, k, v
+ * (and cross-attention k, v) are fused into F32 matrices the UNet owns; every other weight stays
+ * in ck's mappings: free the UNet before ck. transfer full. */
 EaselUnet *easel_unet_new (const EaselCheckpoint *ck, const EaselJson *hint, GError **error);
 void       easel_unet_free (EaselUnet *u);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselUnet, easel_unet_free)
