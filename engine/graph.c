@@ -133,12 +133,22 @@ shape_error (EaselGraph *g, EaselTensor *like, const char *op, const char *forma
 static EaselTensor *
 shape_error (EaselGraph *g, EaselTensor *like, const char *op, const char *format, ...)
 {
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *msg = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  return easel_graph_fail (g, like, "%s: %s", op, msg);
+}
+
+EaselTensor *
+easel_graph_fail (EaselGraph *g, EaselTensor *like, const char *format, ...)
+{
   if (g->error == NULL) {
     va_list ap;
     va_start (ap, format);
     g_autofree char *msg = g_strdup_vprintf (format, ap);
     va_end (ap);
-    g_set_error (&g->error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "%s: %s", op, msg);
+    g_set_error_literal (&g->error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, msg);
   }
   return new_op (g, EASEL_OP_SCALE, like->n_dims, like->shape, like, NULL, NULL);
 }

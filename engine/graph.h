@@ -129,6 +129,9 @@ EaselTensor *easel_op_get_rows (EaselGraph *g, EaselTensor *table, EaselTensor *
 /* Shape errors in model code do not abort: the first one is kept, later ops return placeholders,
  * and computing the graph fails with it. NULL when none. */
 const GError *easel_graph_error (const EaselGraph *g);
+/* Records an error found by model code (inputs of the wrong shape), kept like a shape error when
+ * it is the first; returns a placeholder of like's shape so building can go on. */
+EaselTensor *easel_graph_fail (EaselGraph *g, EaselTensor *like, const char *format, ...) G_GNUC_PRINTF (3, 4);
 
 /* Memory plan: assigns arena_offset to every computed node so that storage is reused after its
  * last reader; returns the arena size in bytes (alignment 64). Inputs get arena storage too. */
