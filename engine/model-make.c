@@ -293,7 +293,7 @@ typedef struct {
 } DemoVocab;
 
 /* Learns merges over the word list: the most frequent adjacent pair first (ties: the smaller
- * "left right" string), until no pair occurs twice or DEMO_MAX_MERGES. Words are lowercase ASCII,
+ * "left right" string), until every word is one token (or DEMO_MAX_MERGES). Words are lowercase ASCII,
  * whose byte symbols are the letters themselves. */
 static void
 demo_vocab_build (DemoVocab *v)
@@ -330,7 +330,7 @@ demo_vocab_build (DemoVocab *v)
   while (v->merges->len < DEMO_MAX_MERGES) {
     g_autoptr(GHashTable) counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
     const char *best = NULL;
-    guint best_n = 1;
+    guint best_n = 0;
     GHashTableIter it;
     gpointer key, val;
 
