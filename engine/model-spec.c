@@ -127,7 +127,7 @@ spec_sd2 (EaselModelSpec *s, gboolean tiny)
   s->unet.linear_proj = TRUE;
   if (tiny) {
     text_openclip (&s->text[0], "cond_stage_model.model.", 16, 4, 2, 16);
-    set_ints (s->unet.heads, 4, 2, 4, 2, 2);
+    heads_from_width (&s->unet, 8);   /* the tiny analogue of SD 2.x's fixed head width */
   } else {
     text_openclip (&s->text[0], "cond_stage_model.model.", 1024, 24, 16, 1024);
     heads_from_width (&s->unet, 64);
@@ -382,7 +382,7 @@ static void
 unet_tensors (Builder *b, const EaselUNetSpec *u)
 {
   const gint64 mc = u->model_channels, temb = 4 * mc;
-  gint64 skips[3 * EASEL_SPEC_MAX_LEVELS + 2];
+  g_autofree gint64 *skips = g_new (gint64, 1 + (gsize) u->n_levels * (u->n_res_blocks + 1));   /* widths of the skips */
   int n_skips = 0, k = 1, last = u->n_levels - 1;
   gint64 ch = mc;
 
@@ -596,11 +596,15 @@ compare_tensor_names (gconstpointer a, gconstpointer b)
 EaselSpecTensorList *
 easel_model_spec_tensors (const EaselModelSpec *spec, EaselDType float_dtype)
 {
-  Builder b = { g_array_new (FALSE, TRUE, sizeof (EaselSpecTensor)), g_string_chunk_new (1 << 16), float_dtype };
-  EaselSpecTensorList *list = g_new0 (EaselSpecTensorList, 1);
+  Builder b;
+  EaselSpecTensorList *list;
 
   g_return_val_if_fail (spec->unet.n_levels > 0 && spec->unet.n_levels <= EASEL_SPEC_MAX_LEVELS, NULL);
+  g_return_val_if_fail (spec->unet.n_res_blocks > 0 && spec->unet.depth_middle > 0, NULL);
   g_return_val_if_fail (spec->vae.n_levels > 0 && spec->vae.n_levels <= EASEL_SPEC_MAX_LEVELS, NULL);
+  g_return_val_if_fail (spec->n_text >= 0 && spec->n_text <= EASEL_SPEC_MAX_TEXT, NULL);
+  b = (Builder) { g_array_new (FALSE, TRUE, sizeof (EaselSpecTensor)), g_string_chunk_new (1 << 16), float_dtype };
+  list = g_new0 (EaselSpecTensorList, 1);
   unet_tensors (&b, &spec->unet);
   vae_tensors (&b, &spec->vae);
   for (int i = 0; i < spec->n_text; i++) {
