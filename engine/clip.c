@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "patch.h"
 #include "weights.h"
 
 /* --- one internal naming ------------------------------------------------------------------------ *
@@ -155,6 +156,7 @@ struct _EaselClip {
   const EaselStTensor *proj;   /* [P, C] */
   const EaselStTensor *proj_t; /* [C, P] */
   Layer *layers;               /* n_layers */
+  GPtrArray *targets;          /* EaselPatchTarget*: the layers' projections (LoRA) */
 };
 
 void
@@ -163,6 +165,8 @@ easel_clip_free (EaselClip *clip)
   if (clip == NULL)
     return;
   easel_weights_free (clip->weights);
+  if (clip->targets)
+    g_ptr_array_unref (clip->targets);
   g_free (clip->layers);
   g_free (clip->prefix);
   g_free (clip->path);
@@ -217,6 +221,59 @@ bind_layer (EaselClip *clip, int i, GError **error)
     }
   }
   return TRUE;
+}
+
+/* --- patch targets (patch.h): the layers' projections under transformers' module paths --------- */
+
+static void
+bind_patched (gpointer slot, const EaselStTensor *t)
+{
+  *(const EaselStTensor **)slot = t;
+}
+
+static void
+add_target (EaselClip *clip, const EaselStTensor **slot, int layer, const char *module, gint64 row0, gint64 rows)
+{
+  EaselPatchTarget *t = g_new0 (EaselPatchTarget, 1);
+  t->module = g_strdup_printf ("text_model.encoder.layers.%d.%s", layer, module);
+  t->row0 = row0;
+  t->rows = rows;
+  t->slot = (gpointer)slot;
+  t->bind = bind_patched;
+  easel_patch_target_set_stored (t, *slot);
+  g_ptr_array_add (clip->targets, t);
+}
+
+static void
+add_layer_targets (EaselClip *clip, int i)
+{
+  static const struct {
+    gsize offset;
+    const char *module;
+  } linear[] = {
+    { offsetof (Layer, q_w), "self_attn.q_proj" },   { offsetof (Layer, k_w), "self_attn.k_proj" },
+    { offsetof (Layer, v_w), "self_attn.v_proj" },   { offsetof (Layer, out_w), "self_attn.out_proj" },
+    { offsetof (Layer, fc1_w), "mlp.fc1" },          { offsetof (Layer, fc2_w), "mlp.fc2" },
+  };
+  Layer *l = &clip->layers[i];
+  gint64 C = clip->cfg.width;
+
+  for (gsize k = 0; k < G_N_ELEMENTS (linear); k++) {
+    const EaselStTensor **slot = (const EaselStTensor **)((guint8 *)l + linear[k].offset);
+    if (*slot)
+      add_target (clip, slot, i, linear[k].module, 0, (*slot)->shape[0]);
+  }
+  if (l->qkv_w) {
+    add_target (clip, &l->qkv_w, i, "self_attn.q_proj", 0, C);
+    add_target (clip, &l->qkv_w, i, "self_attn.k_proj", C, C);
+    add_target (clip, &l->qkv_w, i, "self_attn.v_proj", 2 * C, C);
+  }
+}
+
+GPtrArray *
+easel_clip_patch_targets (EaselClip *clip)
+{
+  return clip->targets;
 }
 
 static gboolean
@@ -395,9 +452,12 @@ easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *
   }
 
   clip->layers = g_new0 (Layer, c->n_layers);
-  for (int i = 0; i < c->n_layers; i++)
+  clip->targets = g_ptr_array_new_with_free_func (easel_patch_target_free);
+  for (int i = 0; i < c->n_layers; i++) {
     if (!bind_layer (clip, i, error))
       return NULL;
+    add_layer_targets (clip, i);
+  }
   return g_steal_pointer (&clip);
 }
 
