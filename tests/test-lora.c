@@ -243,7 +243,7 @@ test_bad_files (void)
 {
   g_autofree char *dir = tmp_dir ();
   g_autoptr(GRand) r = g_rand_new_with_seed (5);
-  g_autofree float *v = rnd (r, 64);
+  g_autofree float *v = rnd (r, 256);
   const gint64 a[2] = { 4, 8 }, b[2] = { 8, 3 }, cp[4] = { 4, 4, 3, 3 };
   struct {
     const char *what;
