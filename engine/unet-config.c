@@ -668,15 +668,9 @@ easel_unet_new (const EaselCheckpoint *ck, const EaselJson *hint, GError **error
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no UNet weights found", ld.path);
     return NULL;
   }
-  /* a diffusers folder carries its own config: the hint unless the caller gives one */
-  g_autoptr(EaselJson) own = NULL;
-  if (hint == NULL && easel_checkpoint_format (ck) == EASEL_CHECKPOINT_DIFFUSERS) {
-    g_autofree char *component = g_strndup (det->unet_prefix, strcspn (det->unet_prefix, "/"));
-    g_autofree char *config = g_build_filename (ld.path, component, "config.json", NULL);
-    if (g_file_test (config, G_FILE_TEST_IS_REGULAR) && (own = easel_json_parse_file (config, 1 << 20, error)) == NULL)
-      return NULL;
-    hint = own;
-  }
+  /* a diffusers folder or a make-model file carries its own config: the hint unless the caller gives one */
+  if (hint == NULL)
+    hint = easel_checkpoint_config (ck, "unet");
   u = g_new0 (EaselUnet, 1);
   u->owned = g_ptr_array_new_with_free_func (g_free);
   u->targets = g_ptr_array_new_with_free_func (easel_patch_target_free);
