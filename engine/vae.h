@@ -72,25 +72,47 @@ gboolean easel_vae_decode (EaselVae *vae, EaselBackend *backend, const float *z,
 gboolean easel_vae_encode (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch, gint64 height,
                            gint64 width, float *mean, float *logvar, GError **error);
 
-/* Tiled forms for large images. tile and overlap are in latent pixels (decode) or image pixels
- * (encode: then tile, overlap, height and width must be multiples of the factor, and tile starts are
- * too); overlap <= tile / 2. Along an axis of n (in those units), k = 1 tile if n <= tile, else
+/* Tiled forms for large images, in two modes.
+ *
+ * EASEL_VAE_TILES_EXACT: the untiled result up to float rounding (tests/test-vae.c states the
+ * tolerance). The mid block (res blocks and the single-head attention over every latent pixel) and
+ * what touches it at latent resolution (decoder: post_quant_conv, conv_in; encoder: norm_out,
+ * conv_out, quant_conv) run untiled; the up (down) path runs tile by tile, one GroupNorm-to-GroupNorm
+ * segment at a time in lockstep across tiles: each tile computes its core region plus a margin taken
+ * from the architecture (1 or 2 input pixels: the segment's 3x3 convs), keeps only the exact core,
+ * and adds its core's per-group mean and M2 to the whole image's (Chan's parallel variance in double);
+ * the next segment normalizes with those whole-image statistics. The cores partition the image: no
+ * blending. `tile` is the core side in latent pixels (decode) or image pixels (encode; a multiple of
+ * the factor); `overlap` is not used. Memory: device, one tile's segment (e.g. for a decode with the
+ * core T latent pixels, at full resolution: about 4 · B · C0 · (f T + 4)² bytes per live tensor, a few
+ * live), plus the untiled mid block at latent resolution; host: the whole-image activations at the
+ * current GroupNorm boundary, at most three at once (the block input, its first half's output and
+ * the next activation: at full resolution 3 · 4 · B · C0 · H · W bytes).
+ *
+ * EASEL_VAE_TILES_INDEPENDENT: each tile runs the whole network on its own (GroupNorm statistics and
+ * attention per tile, as diffusers' tiled_decode and A1111's / ComfyUI's tiled VAE do), and the
+ * tiles are cross-faded; cheaper in round trips and host memory (one tile's activations plus the
+ * output), but it differs from the untiled result (on real VAEs slightly; by the order of the image on
+ * tiny random-weight ones). tile and overlap are in latent pixels (decode) or image pixels (encode:
+ * then tile, overlap, height and width must be multiples of the factor, and tile starts are too);
+ * overlap <= tile / 2. Along an axis of n (in those units), k = 1 tile if n <= tile, else
  * k = max (2, ceil ((n - overlap) / (tile - overlap))) tiles of `tile` starting at
  * round (i (n - tile) / (k - 1)): spread evenly, neighbours overlap by at least `overlap`. Each tile's
  * output is weighted by wy·wx, w(p) = (p + 0.5) / r over the first r outputs after an inner edge and
  * (len - p - 0.5) / r before one (r = overlap in output pixels; 1 elsewhere), and the sum is divided
- * by the sum of the weights: linear cross-fades, no seam. Memory: one tile's activations plus
- * O(height + width); the outputs are accumulated in place.
- * GroupNorm statistics and the mid-block attention are per tile (as in diffusers' tiled_decode and
- * ComfyUI's tiled VAE), so the result differs from the untiled one; a tile covering the whole image
- * gives the untiled result exactly. Whole-image GroupNorm statistics are not gathered: that takes
- * every tile's activations at once (memory growing with the image) or a pass over all tiles per
- * GroupNorm layer. */
+ * by the sum of the weights: linear cross-fades, no seam. A tile covering the whole image gives the
+ * untiled result exactly. */
+typedef enum {
+  EASEL_VAE_TILES_EXACT,
+  EASEL_VAE_TILES_INDEPENDENT,
+} EaselVaeTileMode;
+
 gboolean easel_vae_decode_tiled (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h,
-                                 gint64 w, gint64 tile, gint64 overlap, float *image, GError **error);
+                                 gint64 w, EaselVaeTileMode mode, gint64 tile, gint64 overlap, float *image,
+                                 GError **error);
 gboolean easel_vae_encode_tiled (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch,
-                                 gint64 height, gint64 width, gint64 tile, gint64 overlap, float *mean,
-                                 float *logvar, GError **error);
+                                 gint64 height, gint64 width, EaselVaeTileMode mode, gint64 tile, gint64 overlap,
+                                 float *mean, float *logvar, GError **error);
 
 /* Posterior of n values: std = exp (logvar / 2); sample = mean + std · noise (noise NULL: the mean,
  * as ComfyUI encodes). std or sample may be NULL. In place is fine (sample == mean). */
