@@ -69,13 +69,19 @@ copy_range (gint64 begin, gint64 end, int ith, gpointer user_data)
   const CopyJob *j = user_data;
   const EaselTensor *t = j->t;
   int nd = t->n_dims;
-  for (gint64 i = begin * j->inner; i < end * j->inner; i++) {
-    gint64 rem = i, off = 0;
-    for (int d = nd - 1; d >= 0; d--) {
+  gint64 ls = nd > 0 ? t->stride[nd - 1] : 1;
+  for (gint64 o = begin; o < end; o++) {   /* one row of the last dim: its start, then a stride */
+    gint64 rem = o, off = 0;
+    for (int d = nd - 2; d >= 0; d--) {
       off += (rem % t->shape[d]) * t->stride[d];
       rem /= t->shape[d];
     }
-    j->dst[i] = j->src[off];
+    float *dst = j->dst + o * j->inner;
+    if (ls == 1)
+      memcpy (dst, j->src + off, sizeof (float) * j->inner);
+    else
+      for (gint64 i = 0; i < j->inner; i++)
+        dst[i] = j->src[off + i * ls];
   }
 }
 
