@@ -1,6 +1,7 @@
 /* engine/vae.c: AutoencoderKL encoder and decoder as graphs (ldm's diffusionmodules/model.py
  * Encoder/Decoder and diffusers' AutoencoderKL: the same network), weight binding for both namings,
- * tiled encoding/decoding and the latent -> RGB preview.
+ * tiled encoding/decoding (exact: GroupNorm by GroupNorm across tiles with whole-image statistics;
+ * independent: cross-faded tiles) and the latent -> RGB preview.
  *
  * ResnetBlock: x -> GN+SiLU -> conv3x3 -> GN+SiLU -> conv3x3, + x (1x1 nin_shortcut when the width
  * changes). Downsample: F.pad (0, 1, 0, 1), conv3x3 stride 2, no padding. Upsample: nearest 2x,

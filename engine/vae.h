@@ -83,17 +83,26 @@ gboolean easel_vae_encode (EaselVae *vae, EaselBackend *backend, const float *im
  * and adds its core's per-group mean and M2 to the whole image's (Chan's parallel variance in double);
  * the next segment normalizes with those whole-image statistics. The cores partition the image: no
  * blending. `tile` is the core side in latent pixels (decode) or image pixels (encode; a multiple of
- * the factor); `overlap` is not used. Memory: device, one tile's segment (e.g. for a decode with the
- * core T latent pixels, at full resolution: about 4 · B · C0 · (f T + 4)² bytes per live tensor, a few
- * live), plus the untiled mid block at latent resolution; host: the whole-image activations at the
- * current GroupNorm boundary, at most three at once (the block input, its first half's output and
- * the next activation: at full resolution 3 · 4 · B · C0 · H · W bytes).
+ * the factor); `overlap` is not used. Activations between GroupNorms are kept on the host (not
+ * recomputed). Memory, decoding a latent h x w to H x W = f h x f w, batch B, with Ck the channels of
+ * level k (SD/SDXL: C0 128, C1 256, top 512), 4-byte floats:
+ *   untiled, device: about 2.75 · 4 B C1 H W (level 1's output upsampled to full resolution, its conv
+ *     and the first level-0 block; SDXL 1024²: 2.75 GiB);
+ *   exact tiles of core T, device: the same with H W -> (f T + 8)² (one tile's window at the upsampler
+ *     into level 0, margins included; SDXL T = 32: 190 MiB), or the untiled mid block at latent
+ *     resolution if larger (a few 4 B Ctop h w, and its attention's blockwise scratch);
+ *   host: 4 B (C1 + 2 C0) H W at the first level-0 block (its input, its half-way activation and its
+ *     output; SDXL 1024²: 2 GiB), plus one window.
+ * Measured on the tiny test models (C0 32, C1 64) for a 64 x 96 latent: untiled 264 MiB of arena;
+ * exact tiles of 32: 46 MiB device, 192 MiB host; of 16: 12.4 MiB device; CPU time within 20% of
+ * the untiled decode (the margins are 1 or 2 pixels per segment).
  *
  * EASEL_VAE_TILES_INDEPENDENT: each tile runs the whole network on its own (GroupNorm statistics and
  * attention per tile, as diffusers' tiled_decode and A1111's / ComfyUI's tiled VAE do), and the
- * tiles are cross-faded; cheaper in round trips and host memory (one tile's activations plus the
- * output), but it differs from the untiled result (on real VAEs slightly; by the order of the image on
- * tiny random-weight ones). tile and overlap are in latent pixels (decode) or image pixels (encode:
+ * tiles are cross-faded: one graph per tile instead of one per GroupNorm segment, and host memory of
+ * one tile plus the output, but more computation (the overlaps) and a result that differs from the
+ * untiled one (on real VAEs slightly; by the order of the image on tiny random-weight ones; on the
+ * tiny models it is also not cheaper on the CPU: 1.4-2x the exact mode's time). tile and overlap are in latent pixels (decode) or image pixels (encode:
  * then tile, overlap, height and width must be multiples of the factor, and tile starts are too);
  * overlap <= tile / 2. Along an axis of n (in those units), k = 1 tile if n <= tile, else
  * k = max (2, ceil ((n - overlap) / (tile - overlap))) tiles of `tile` starting at

@@ -1,6 +1,7 @@
 /* tests/test-vae.c: the VAE (engine/vae.[ch]) on the tiny models of the test data: configuration read
  * off the tensors and the hint, both namings (and the old diffusers attention names, a bare VAE file)
- * giving one network, tiled decoding/encoding against the untiled result, the posterior and scaling
+ * giving one network, tiled decoding/encoding (exact tiles against the untiled result, independent
+ * tiles against their documented blend and for seams), the posterior and scaling
  * helpers, the latent preview against ComfyUI's tables, and bad input. Parity with the reference
  * outputs is the golden kind "vae" (app/cli/golden-vae.c). */
 #include <glib/gstdio.h>
@@ -357,17 +358,16 @@ encode_mean_call (EaselVae *vae, EaselBackend *be, const float *in, gint64 h, gi
   return easel_vae_encode (vae, be, in, 1, h, w, out, lv, error);
 }
 
-/* Tiled decoding and encoding: a tile covering the image gives exactly the untiled result; several
- * tiles give exactly the documented blend of per-tile results (computed naively here).
- * Tiled versus untiled: no tolerance is asserted on these models, on purpose. Each tile normalises
- * with its own GroupNorm statistics and attends only within itself (as diffusers' tiled_decode and
- * ComfyUI's tiled VAE do; Easel does not gather whole-image statistics, which would need either every
- * tile's activations at once, memory that grows with the image, or one pass over all tiles per
- * GroupNorm layer). On the tiny random-weight models this difference is of the order of the signal
- * (measured: decode 16x24 latent, tiles 16/8: rms 0.19 against an image rms 0.35; tiles 8/4: 0.35),
- * because their receptive field spans the whole 16x24 latent, each of their GroupNorm groups is one
- * channel, and nothing in random weights makes the network local. Real VAEs are local enough that
- * the per-tile difference does not show once tiles are large (64 latent pixels and up). */
+/* Independent tiles (EASEL_VAE_TILES_INDEPENDENT): a tile covering the image gives exactly the untiled
+ * result; several tiles give exactly the documented blend of per-tile results (computed naively
+ * here). Against the untiled result no tolerance is asserted for this mode, on purpose: each tile
+ * normalises with its own GroupNorm statistics and attends only within itself (as diffusers'
+ * tiled_decode and ComfyUI's tiled VAE do), and on the tiny random-weight models that difference is
+ * of the order of the signal (measured: decode 16x24 latent, tiles 16/8: rms 0.19 against an image
+ * rms 0.35; tiles 8/4: 0.35), because their receptive field spans the whole 16x24 latent, each of
+ * their GroupNorm groups is one channel, and nothing in random weights makes the network local.
+ * The exact mode is held to the untiled result (test_tiled_exact); this one to no seams
+ * (test_tiled_seams). */
 static void
 test_tiled (void)
 {
@@ -596,6 +596,15 @@ test_errors (void)
   g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
   g_clear_error (&error);
   g_assert_false (easel_vae_encode_tiled (vae, be, buf, 1, 16, 16, EASEL_VAE_TILES_INDEPENDENT, 12, 0, m, l, &error));   /* not a multiple of 8 */
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  g_assert_false (easel_vae_encode_tiled (vae, be, buf, 1, 16, 16, EASEL_VAE_TILES_EXACT, 12, 0, m, l, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  g_assert_false (easel_vae_decode_tiled (vae, be, buf, 1, 4, 4, EASEL_VAE_TILES_EXACT, 0, 0, buf, &error));   /* no tile */
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  g_clear_error (&error);
+  g_assert_false (easel_vae_decode_tiled (vae, be, buf, 1, 4, 4, (EaselVaeTileMode) 7, 4, 0, buf, &error));
   g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
   g_clear_error (&error);
 
