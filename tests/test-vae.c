@@ -424,7 +424,7 @@ test_tiled (void)
  * segment's margin covers its 3x3 convs), so what is left is float rounding of the GroupNorm
  * statistics (a different summation order, then mean and rstd rounded to float before the apply op
  * instead of the fused kernel's two-part mean), carried through the ~40 layers of the network. It is
- * the same with one tile covering the whole image as with 96 tiles (measured: 0.6-1e-5 in every case
+ * the same with one tile covering the whole image as with 96 tiles (measured: 0.6-1.4e-5 in every case
  * here), so it is not a tiling effect; 1e-4 leaves 10x for other SIMD widths. A margin one pixel too
  * small (the upsampler's) gives errors of about 1 on this model. */
 static void
@@ -446,7 +446,7 @@ test_tiled_exact (void)
   g_assert_true (easel_vae_decode (vae, be, z, B, h, w, full, &error));
   g_assert_no_error (error);
   g_assert_cmpfloat (rms (full, ni), >, 0.1);
-  const gint64 dtiles[] = { 24, 7, 3, 2 };
+  const gint64 dtiles[] = { 24, 7, 2 };
   for (guint t = 0; t < G_N_ELEMENTS (dtiles); t++) {
     g_assert_true (easel_vae_decode_tiled (vae, be, z, B, h, w, EASEL_VAE_TILES_EXACT, dtiles[t], 0, tiled, &error));
     g_assert_no_error (error);
@@ -459,7 +459,7 @@ test_tiled_exact (void)
 
   g_assert_true (easel_vae_encode (vae, be, full, B, H, W, m, l, &error));
   g_assert_no_error (error);
-  const gint64 etiles[] = { 256, 64, 40, 16 };
+  const gint64 etiles[] = { 256, 40, 16 };
   for (guint t = 0; t < G_N_ELEMENTS (etiles); t++) {
     g_assert_true (easel_vae_encode_tiled (vae, be, full, B, H, W, EASEL_VAE_TILES_EXACT, etiles[t], 0, mt, lt, &error));
     g_assert_no_error (error);
