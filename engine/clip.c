@@ -305,6 +305,17 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
   return TRUE;
 }
 
+/* The config part of an encoder prefix: the second encoder (SDXL's OpenCLIP bigG, the refiner's only
+ * one) is "text_encoder_2", as diffusers names it. */
+static const char *
+config_part (const char *prefix)
+{
+  if (g_str_has_prefix (prefix, "text_encoder_2/") || g_str_has_prefix (prefix, "conditioner.embedders.1.")
+      || g_str_has_prefix (prefix, "conditioner.embedders.0.model."))
+    return "text_encoder_2";
+  return "text_encoder";
+}
+
 EaselClip *
 easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *hint, GError **error)
 {
@@ -313,6 +324,8 @@ easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *
   const gint64 any2[2] = { -1, -1 };
 
   g_return_val_if_fail (ck != NULL && prefix != NULL, NULL);
+  if (hint == NULL)   /* a diffusers folder's or a make-model file's own config */
+    hint = easel_checkpoint_config (ck, config_part (prefix));
   clip->prefix = g_strdup (prefix);
   clip->path = g_strdup (easel_checkpoint_path (ck));
   if (!naming_of (ck, prefix, &c->naming)) {

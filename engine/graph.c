@@ -134,12 +134,22 @@ shape_error (EaselGraph *g, EaselTensor *like, const char *op, const char *forma
 static EaselTensor *
 shape_error (EaselGraph *g, EaselTensor *like, const char *op, const char *format, ...)
 {
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *msg = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  return easel_graph_fail (g, like, "%s: %s", op, msg);
+}
+
+EaselTensor *
+easel_graph_fail (EaselGraph *g, EaselTensor *like, const char *format, ...)
+{
   if (g->error == NULL) {
     va_list ap;
     va_start (ap, format);
     g_autofree char *msg = g_strdup_vprintf (format, ap);
     va_end (ap);
-    g_set_error (&g->error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "%s: %s", op, msg);
+    g_set_error_literal (&g->error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, msg);
   }
   return new_op (g, EASEL_OP_SCALE, like->n_dims, like->shape, like, NULL, NULL);
 }
@@ -483,6 +493,26 @@ easel_op_get_rows (EaselGraph *g, EaselTensor *table, EaselTensor *ids)
   memcpy (shape, ids->shape, sizeof (gint64) * ids->n_dims);
   shape[ids->n_dims] = table->shape[1];
   return new_op (g, EASEL_OP_GET_ROWS, ids->n_dims + 1, shape, table, ids, NULL);
+}
+
+double
+easel_tensor_flops (const EaselTensor *t)
+{
+  switch (t->op) {
+  case EASEL_OP_LINEAR:
+    return 2.0 * (double) easel_tensor_numel (t) * (double) t->src[1]->shape[1];
+  case EASEL_OP_CONV2D: {
+    const EaselTensor *w = t->src[1];
+    return 2.0 * (double) easel_tensor_numel (t) * (double) (w->shape[1] * w->shape[2] * w->shape[3]);
+  }
+  case EASEL_OP_ATTENTION: {
+    const EaselTensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
+    /* q·kᵀ: B·Lq·Lk·(H·d) multiply-adds; p·v: B·Lq·Lk·(H·dv) */
+    return 2.0 * (double) q->shape[0] * (double) q->shape[1] * (double) k->shape[1] * (double) (q->shape[2] + v->shape[2]);
+  }
+  default:
+    return 0.0;
+  }
 }
 
 /* --- memory plan ------------------------------------------------------------------------------- */

@@ -141,6 +141,13 @@ EaselTensor *easel_op_get_rows (EaselGraph *g, EaselTensor *table, EaselTensor *
 /* Shape errors in model code do not abort: the first one is kept, later ops return placeholders,
  * and computing the graph fails with it. NULL when none. */
 const GError *easel_graph_error (const EaselGraph *g);
+/* Records an error found by model code (inputs of the wrong shape), kept like a shape error when
+ * it is the first; returns a placeholder of like's shape so building can go on. */
+EaselTensor *easel_graph_fail (EaselGraph *g, EaselTensor *like, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+/* Floating-point operations of a node's matrix work (2·M·N·K for linear and conv2d, 4·B·H·Lq·Lk·d
+ * for attention: the two products); 0 for every other op. Benchmarks sum it over a graph. */
+double easel_tensor_flops (const EaselTensor *t);
 
 /* Memory plan: assigns arena_offset to every computed node so that storage is reused after its
  * last reader; returns the arena size in bytes (alignment 64). Inputs get arena storage too. */

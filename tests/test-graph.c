@@ -50,6 +50,22 @@ test_errors_are_sticky (void)
   g_assert_nonnull (strstr (easel_graph_error (g)->message, "linear"));   /* the first error stays */
 }
 
+/* Model code reports bad inputs through the graph: the placeholder keeps the shape, the first error stays. */
+static void
+test_fail_from_model_code (void)
+{
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  const gint64 xs[3] = { 2, 3, 5 };
+  EaselTensor *x = easel_graph_input (g, "x", EASEL_DTYPE_F32, 3, xs, NULL);
+  EaselTensor *y = easel_graph_fail (g, x, "UNet: %d time ids", 4);
+  g_assert_cmpint (y->n_dims, ==, 3);
+  g_assert_cmpint (y->shape[2], ==, 5);
+  g_assert_cmpstr (easel_graph_error (g)->message, ==, "UNet: 4 time ids");
+  const gint64 bad[1] = { 7 };
+  easel_op_reshape (g, x, 1, bad);
+  g_assert_cmpstr (easel_graph_error (g)->message, ==, "UNet: 4 time ids");
+}
+
 /* No two tensors that are alive at the same time may overlap in the arena. */
 static void
 test_plan_no_overlap (void)
@@ -100,6 +116,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/graph/shapes", test_shapes);
   g_test_add_func ("/graph/errors-are-sticky", test_errors_are_sticky);
+  g_test_add_func ("/graph/fail-from-model-code", test_fail_from_model_code);
   g_test_add_func ("/graph/plan-no-overlap", test_plan_no_overlap);
   return g_test_run ();
 }

@@ -1,5 +1,5 @@
-/* app/cli/golden-pipeline.c: golden kinds "pipeline" (whole runs in refs/sd1, refs/sdxl, refs/inpaint:
- * every case that is not a single network's) and "lora" (refs/lora). Not implemented yet. */
+/* app/cli/golden-pipeline.c: golden kind "pipeline": whole runs in refs/sd1, refs/sdxl, refs/inpaint
+ * (every case that is not a single network's). Not implemented yet: cases are counted and skipped. */
 #include <string.h>
 
 #include "golden.h"
@@ -20,11 +20,3 @@ collect_pipeline (EaselGolden *g, GPtrArray *cases)
 }
 
 const EaselGoldenKind easel_golden_kind_pipeline = { "pipeline", collect_pipeline, NULL };
-
-static void
-collect_lora (EaselGolden *g, GPtrArray *cases)
-{
-  easel_golden_collect_refs (g, cases, "lora", NULL);
-}
-
-const EaselGoldenKind easel_golden_kind_lora = { "lora", collect_lora, NULL };
