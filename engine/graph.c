@@ -1,7 +1,8 @@
 /* engine/graph.c: building the graph (shape checks and inference for every op) and planning its
  * memory. Parameters per op: CONV2D ip[0] stride, ip[1] pad,
  * ip[2]/ip[3] extra bottom rows / right columns; GROUP_NORM ip[0] groups, ip[1] silu,
- * fp[0] eps; LAYER_NORM fp[0] eps; UNARY ip[0] EaselUnary; BINARY ip[0] EaselBinary; SCALE fp[0];
+ * fp[0] eps; GROUP_STATS ip[0] groups; GROUP_NORM_APPLY ip[0] groups, ip[1] silu, src x, gamma, beta,
+ * stats; LAYER_NORM fp[0] eps; UNARY ip[0] EaselUnary; BINARY ip[0] EaselBinary; SCALE fp[0];
  * ATTENTION ip[0] heads, ip[1] causal, fp[0] scale; CONCAT ip[0] axis; TIMESTEP_EMBEDDING ip[0] dim. */
 #include "graph.h"
 
@@ -314,6 +315,39 @@ easel_op_group_norm (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTen
   t->ip[0] = groups;
   t->ip[1] = silu;
   t->fp[0] = eps;
+  return t;
+}
+
+EaselTensor *
+easel_op_group_stats (EaselGraph *g, EaselTensor *x, int groups)
+{
+  if (x->n_dims < 2 || groups < 1 || x->shape[1] % groups != 0)
+    return shape_error (g, x, "group_stats", "%" G_GINT64_FORMAT " channels in %d groups", x->shape[1], groups);
+  const gint64 shape[3] = { x->shape[0], groups, 2 };
+  if (!easel_tensor_is_contiguous (x))
+    x = easel_op_contiguous (g, x);
+  EaselTensor *t = new_op (g, EASEL_OP_GROUP_STATS, 3, shape, x, NULL, NULL);
+  t->ip[0] = groups;
+  return t;
+}
+
+EaselTensor *
+easel_op_group_norm_apply (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTensor *beta, EaselTensor *stats,
+                           int groups, gboolean silu)
+{
+  if (x->n_dims < 2 || groups < 1 || x->shape[1] % groups != 0 || !is_vector (gamma, x->shape[1])
+      || !is_vector (beta, x->shape[1]) || stats->n_dims != 3 || stats->shape[0] != x->shape[0]
+      || stats->shape[1] != groups || stats->shape[2] != 2)
+    return shape_error (g, x, "group_norm_apply", "%" G_GINT64_FORMAT " channels in %d groups with statistics (B, G, 2)",
+                        x->shape[1], groups);
+  if (!easel_tensor_is_contiguous (x))
+    x = easel_op_contiguous (g, x);
+  if (!easel_tensor_is_contiguous (stats))
+    stats = easel_op_contiguous (g, stats);
+  EaselTensor *t = new_op (g, EASEL_OP_GROUP_NORM_APPLY, x->n_dims, x->shape, x, gamma, beta);
+  t->src[3] = stats;
+  t->ip[0] = groups;
+  t->ip[1] = silu;
   return t;
 }
 

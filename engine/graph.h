@@ -37,6 +37,8 @@ typedef enum {
   EASEL_OP_CONCAT,               /* along one axis */
   EASEL_OP_TIMESTEP_EMBEDDING,   /* t (B) -> (B, dim): [cos | sin], frequencies exp(-ln(10000) i / half) */
   EASEL_OP_GET_ROWS,             /* table (V, D), ids I32 (n) -> (n, D) */
+  EASEL_OP_GROUP_STATS,          /* x (B, C, *) -> (B, G, 2): each group's [mean, M2] */
+  EASEL_OP_GROUP_NORM_APPLY,     /* (B, C, *) normalized with given per-group [mean, rstd] (B, G, 2), affine, optional SiLU */
   EASEL_OP_COUNT
 } EaselOp;
 
@@ -107,6 +109,16 @@ EaselTensor *easel_op_conv2d_ext (EaselGraph *g, EaselTensor *x, EaselTensor *w,
                                   int extra_h, int extra_w);
 EaselTensor *easel_op_group_norm (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTensor *beta,
                                   int groups, float eps, gboolean silu);
+/* GroupNorm in two halves, for statistics gathered over more than one graph (the VAE's tiles):
+ * group_stats: x (B, C, *) -> (B, G, 2) F32, [b, g, 0] the mean and [b, g, 1] the M2 (sum of squared
+ * deviations from that mean, so variance = M2 / count) of the count = C/G · numel / (B·C) values of
+ * group g (channels [g C/G, (g+1) C/G)) of sample b. Sets may be combined as in Chan et al.'s
+ * parallel variance. group_norm_apply: stats (B, G, 2) holds [mean, rstd] per group, rstd =
+ * 1 / sqrt (var + eps) computed by the caller; y = (x - mean) · rstd · gamma[c] + beta[c], then SiLU
+ * if silu. gamma, beta (C) or NULL. */
+EaselTensor *easel_op_group_stats (EaselGraph *g, EaselTensor *x, int groups);
+EaselTensor *easel_op_group_norm_apply (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTensor *beta,
+                                        EaselTensor *stats, int groups, gboolean silu);
 EaselTensor *easel_op_layer_norm (EaselGraph *g, EaselTensor *x, EaselTensor *gamma, EaselTensor *beta, float eps);
 EaselTensor *easel_op_unary (EaselGraph *g, EaselUnary kind, EaselTensor *x);
 EaselTensor *easel_op_binary (EaselGraph *g, EaselBinary kind, EaselTensor *a, EaselTensor *b);

@@ -1,6 +1,7 @@
 /* engine/vae.c: AutoencoderKL encoder and decoder as graphs (ldm's diffusionmodules/model.py
  * Encoder/Decoder and diffusers' AutoencoderKL: the same network), weight binding for both namings,
- * tiled encoding/decoding and the latent -> RGB preview.
+ * tiled encoding/decoding (exact: GroupNorm by GroupNorm across tiles with whole-image statistics;
+ * independent: cross-faded tiles) and the latent -> RGB preview.
  *
  * ResnetBlock: x -> GN+SiLU -> conv3x3 -> GN+SiLU -> conv3x3, + x (1x1 nin_shortcut when the width
  * changes). Downsample: F.pad (0, 1, 0, 1), conv3x3 stride 2, no padding. Upsample: nearest 2x,
@@ -496,19 +497,52 @@ conv (EaselGraph *g, EaselTensor *x, const Pair *p, int pad)
   return easel_op_conv2d (g, x, leaf (g, p->w), leaf (g, p->b), 1, pad);
 }
 
+/* GroupNorm (+ SiLU) of x with its own statistics (stats NULL) or given ones: stats (B, G, 2)
+ * [mean, rstd] gathered over a whole image by the exact tiled path. */
 static EaselTensor *
-norm (EaselGraph *g, EaselTensor *x, const Pair *p, const EaselVaeConfig *c, gboolean silu)
+norm (EaselGraph *g, EaselTensor *x, const Pair *p, const EaselVaeConfig *c, EaselTensor *stats, gboolean silu)
 {
+  if (stats != NULL)
+    return easel_op_group_norm_apply (g, x, leaf (g, p->w), leaf (g, p->b), stats, c->groups, silu);
   return easel_op_group_norm (g, x, leaf (g, p->w), leaf (g, p->b), c->groups, c->eps, silu);
+}
+
+/* A ResnetBlock in its two halves, split at its second GroupNorm.
+ * First: x (B, Ci, H, W) -> h = conv1 (SiLU (GN1 (x))) (B, Co, H, W); stats: of x, or NULL. */
+static EaselTensor *
+res_first (EaselGraph *g, EaselTensor *x, const ResBlock *rb, const EaselVaeConfig *c, EaselTensor *stats)
+{
+  return conv (g, norm (g, x, &rb->norm1, c, stats, TRUE), &rb->conv1, 1);
+}
+
+/* Second: x, h -> shortcut (x) + conv2 (SiLU (GN2 (h))) (B, Co, H, W); stats: of h, or NULL. */
+static EaselTensor *
+res_second (EaselGraph *g, EaselTensor *x, EaselTensor *h, const ResBlock *rb, const EaselVaeConfig *c,
+            EaselTensor *stats)
+{
+  h = conv (g, norm (g, h, &rb->norm2, c, stats, TRUE), &rb->conv2, 1);
+  return easel_op_add (g, rb->skip.w ? conv (g, x, &rb->skip, 0) : x, h);
 }
 
 /* x (B, Ci, H, W) -> (B, Co, H, W) */
 static EaselTensor *
 resblock (EaselGraph *g, EaselTensor *x, const ResBlock *rb, const EaselVaeConfig *c)
 {
-  EaselTensor *h = conv (g, norm (g, x, &rb->norm1, c, TRUE), &rb->conv1, 1);
-  h = conv (g, norm (g, h, &rb->norm2, c, TRUE), &rb->conv2, 1);
-  return easel_op_add (g, rb->skip.w ? conv (g, x, &rb->skip, 0) : x, h);
+  return res_second (g, x, res_first (g, x, rb, c, NULL), rb, c, NULL);
+}
+
+/* decoder: (B, C, H, W) -> nearest 2x, conv3x3 -> (B, C, 2H, 2W) */
+static EaselTensor *
+upsample (EaselGraph *g, EaselTensor *h, const Pair *p)
+{
+  return conv (g, easel_op_upsample_nearest (g, h, 2 * h->shape[2], 2 * h->shape[3]), p, 1);
+}
+
+/* encoder: (B, C, H, W) -> F.pad (0, 1, 0, 1), conv3x3 stride 2, no padding -> (B, C, floor (H/2), floor (W/2)) */
+static EaselTensor *
+downsample (EaselGraph *g, EaselTensor *h, const Pair *p)
+{
+  return easel_op_conv2d_ext (g, h, leaf (g, p->w), leaf (g, p->b), 2, 0, 1, 1);
 }
 
 /* x (B, C, H, W) -> x + proj_out (attention (q, k, v)) over the H·W tokens, one head */
@@ -518,7 +552,7 @@ attn_block (EaselGraph *g, EaselTensor *x, const AttnBlock *a, const EaselVaeCon
   const gint64 B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
   const gint64 bcl[3] = { B, C, H * W };
   const int swap[3] = { 0, 2, 1 };
-  EaselTensor *h = easel_op_reshape (g, norm (g, x, &a->norm, c, FALSE), 3, bcl);
+  EaselTensor *h = easel_op_reshape (g, norm (g, x, &a->norm, c, NULL, FALSE), 3, bcl);
   EaselTensor *tok = easel_op_contiguous (g, easel_op_permute (g, h, swap));      /* (B, HW, C) */
   EaselTensor *q = easel_op_linear (g, tok, matrix_leaf (g, a->q.w), leaf (g, a->q.b));
   EaselTensor *k = easel_op_linear (g, tok, matrix_leaf (g, a->k.w), leaf (g, a->k.b));
@@ -538,6 +572,28 @@ mid_block (EaselGraph *g, EaselTensor *h, const Coder *cd, gboolean attention, c
   return resblock (g, h, &cd->mid2, c);
 }
 
+/* The encoder after its down path, at latent resolution: h (B, C, h, w) -> moments (B, 2 Cl, h, w) */
+static EaselTensor *
+encoder_tail (EaselGraph *g, const EaselVae *vae, EaselTensor *h)
+{
+  const EaselVaeConfig *c = &vae->config;
+  const Coder *e = &vae->enc;
+  h = mid_block (g, h, e, c->encoder_attention, c);
+  h = conv (g, norm (g, h, &e->norm_out, c, NULL, TRUE), &e->conv_out, 1);
+  if (c->has_quant_conv)
+    h = conv (g, h, &vae->quant_conv, 0);
+  return h;
+}
+
+/* The decoder before its up path, at latent resolution: z (B, Cl, h, w) -> (B, C, h, w) */
+static EaselTensor *
+decoder_head (EaselGraph *g, const EaselVae *vae, EaselTensor *z)
+{
+  const EaselVaeConfig *c = &vae->config;
+  EaselTensor *h = c->has_post_quant_conv ? conv (g, z, &vae->post_quant_conv, 0) : z;
+  return mid_block (g, conv (g, h, &vae->dec.conv_in, 1), &vae->dec, c->decoder_attention, c);
+}
+
 /* image (B, Cin, H, W) -> moments (B, 2 Cl, h, w) */
 static EaselTensor *
 build_encoder (EaselGraph *g, const EaselVae *vae, EaselTensor *x)
@@ -549,14 +605,10 @@ build_encoder (EaselGraph *g, const EaselVae *vae, EaselTensor *x)
   for (int l = 0; l < c->n_levels; l++) {
     for (int j = 0; j < c->encoder_blocks; j++)
       h = resblock (g, h, &e->blocks[l][j], c);
-    if (l < c->n_levels - 1)   /* F.pad (0, 1, 0, 1), stride 2, no padding */
-      h = easel_op_conv2d_ext (g, h, leaf (g, e->resample[l].w), leaf (g, e->resample[l].b), 2, 0, 1, 1);
+    if (l < c->n_levels - 1)
+      h = downsample (g, h, &e->resample[l]);
   }
-  h = mid_block (g, h, e, c->encoder_attention, c);
-  h = conv (g, norm (g, h, &e->norm_out, c, TRUE), &e->conv_out, 1);
-  if (c->has_quant_conv)
-    h = conv (g, h, &vae->quant_conv, 0);
-  return h;
+  return encoder_tail (g, vae, h);
 }
 
 /* z (B, Cl, h, w) -> image (B, Cout, h f, w f) */
@@ -565,16 +617,15 @@ build_decoder (EaselGraph *g, const EaselVae *vae, EaselTensor *z)
 {
   const EaselVaeConfig *c = &vae->config;
   const Coder *d = &vae->dec;
-  EaselTensor *h = c->has_post_quant_conv ? conv (g, z, &vae->post_quant_conv, 0) : z;
+  EaselTensor *h = decoder_head (g, vae, z);
 
-  h = mid_block (g, conv (g, h, &d->conv_in, 1), d, c->decoder_attention, c);
   for (int l = c->n_levels - 1; l >= 0; l--) {
     for (int j = 0; j < c->decoder_blocks; j++)
       h = resblock (g, h, &d->blocks[l][j], c);
     if (l > 0)
-      h = conv (g, easel_op_upsample_nearest (g, h, 2 * h->shape[2], 2 * h->shape[3]), &d->resample[l], 1);
+      h = upsample (g, h, &d->resample[l]);
   }
-  return conv (g, norm (g, h, &d->norm_out, c, TRUE), &d->conv_out, 1);
+  return conv (g, norm (g, h, &d->norm_out, c, NULL, TRUE), &d->conv_out, 1);
 }
 
 static gboolean
@@ -644,7 +695,7 @@ easel_vae_encode (EaselVae *vae, EaselBackend *backend, const float *image, gint
   return TRUE;
 }
 
-/* --- tiles ------------------------------------------------------------------------------------- */
+/* --- independent tiles (cross-faded) --------------------------------------------------------- */
 
 /* Runs one tile: in (batch, c_in, th, tw) -> outs (each (batch, c_out, th·num/den, tw·num/den)). */
 typedef gboolean (*TileFunc) (EaselVae *vae, EaselBackend *backend, const float *in, gint64 batch, gint64 th,
@@ -770,10 +821,351 @@ run_tiled (EaselVae *vae, EaselBackend *backend, TileFunc func, const TileGeomet
   return ok;
 }
 
+/* --- exact tiles ------------------------------------------------------------------------------- */
+
+/* A whole-image activation kept on the host between two GroupNorms, (batch, c, h, w) at the latent
+ * size << k, with its groups' statistics over the whole image, combined from the tiles' cores by
+ * Chan et al.'s parallel update in double (count, mean, M2 per (sample, group)). */
+typedef struct {
+  float *data;
+  gboolean borrowed;           /* the caller's buffer: not freed here */
+  gint64 c, h, w;
+  int k;
+  double *count, *mean, *m2;   /* (batch, groups); NULL: not gathered */
+} Act;
+
+typedef struct {
+  EaselVae *vae;
+  EaselBackend *backend;
+  gint64 batch, lh, lw;        /* the latent's size */
+  gint64 ny, nx;
+  gint64 *ey, *ex;             /* tile (i, j) has the core [ey[i], ey[i+1]) x [ex[j], ex[j+1]) on the latent grid */
+  gsize host_now, host_peak;   /* bytes of the Acts held (not counting the caller's buffers) */
+  gsize device_peak;           /* bytes: the largest arena of one tile's graph */
+} Tiles;
+
+typedef enum {
+  SEG_DECODER_HEAD,            /* z -> post_quant_conv, conv_in, mid block (whole) */
+  SEG_CONV_IN,                 /* image -> encoder conv_in */
+  SEG_RES_FIRST,               /* x -> conv1 (SiLU (GN1 (x))) */
+  SEG_RES_SECOND,              /* h, x -> shortcut (x) + conv2 (SiLU (GN2 (h))), then the resampler if any */
+  SEG_DECODER_OUT,             /* x -> conv_out (SiLU (norm_out (x))): the image */
+  SEG_ENCODER_TAIL,            /* x -> mid block, norm_out, conv_out, quant_conv: moments (whole) */
+} SegmentKind;
+
+/* A piece of the network from one GroupNorm's input to the next one's, run tile by tile. */
+typedef struct {
+  SegmentKind kind;
+  const ResBlock *rb;          /* RES_FIRST, RES_SECOND */
+  const Pair *resample;        /* RES_SECOND: the level's upsampler (dk 1) or downsampler (dk -1), or NULL */
+  int dk;
+} Segment;
+
 static gboolean
-check_tiles (const char *what, gint64 tile, gint64 overlap, gint64 unit, GError **error)
+segment_is_whole (const Segment *s)
 {
-  if (tile < unit || overlap < 0 || 2 * overlap > tile || tile % unit != 0 || overlap % unit != 0) {
+  return s->kind == SEG_DECODER_HEAD || s->kind == SEG_ENCODER_TAIL;
+}
+
+/* Input pixels a window needs on each side of its core so that the core is exact: the segment's one
+ * 3x3 conv (pad 1) at the input resolution reads 1 further; an upsampler's 3x3 conv reads one
+ * upsampled pixel further, which is 1 more input pixel (rounded up); a downsampler's output j reads
+ * inputs 2j .. 2j + 2, one past twice its core, rounded up to 2 so that windows start on the stride-2
+ * grid. Every other op (GroupNorm with given statistics, SiLU, 1x1 shortcut, sum) is pointwise. */
+static gint64
+segment_margin (const Segment *s)
+{
+  return 1 + (s->resample != NULL ? 1 : 0);
+}
+
+static EaselTensor *
+build_segment (EaselGraph *g, const EaselVae *vae, const Segment *s, EaselTensor *x, EaselTensor *skip,
+               EaselTensor *stats)
+{
+  const EaselVaeConfig *c = &vae->config;
+  EaselTensor *h;
+  switch (s->kind) {
+  case SEG_DECODER_HEAD:
+    return decoder_head (g, vae, x);
+  case SEG_CONV_IN:
+    return conv (g, x, &vae->enc.conv_in, 1);
+  case SEG_RES_FIRST:
+    return res_first (g, x, s->rb, c, stats);
+  case SEG_RES_SECOND:
+    h = res_second (g, skip, x, s->rb, c, stats);
+    if (s->resample != NULL)
+      h = s->dk > 0 ? upsample (g, h, s->resample) : downsample (g, h, s->resample);
+    return h;
+  case SEG_DECODER_OUT:
+    return conv (g, norm (g, x, &vae->dec.norm_out, c, stats, TRUE), &vae->dec.conv_out, 1);
+  case SEG_ENCODER_TAIL:
+  default:
+    return encoder_tail (g, vae, x);
+  }
+}
+
+static gboolean
+act_alloc (Tiles *t, Act *a, gint64 c, GError **error)
+{
+  const gint64 G = t->vae->config.groups;
+  gsize n = 0, bytes = 0;
+  if (!g_size_checked_mul (&n, t->batch, c) || !g_size_checked_mul (&n, n, a->h)
+      || !g_size_checked_mul (&n, n, a->w) || !g_size_checked_mul (&bytes, n, sizeof (float))
+      || (a->data = g_try_malloc (bytes)) == NULL) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY,
+                 "VAE tiled: no host memory for a (%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                 ", %" G_GINT64_FORMAT ") activation", t->batch, c, a->h, a->w);
+    return FALSE;
+  }
+  a->c = c;
+  a->count = g_new0 (double, t->batch * G);
+  a->mean = g_new0 (double, t->batch * G);
+  a->m2 = g_new0 (double, t->batch * G);
+  t->host_now += bytes;
+  t->host_peak = MAX (t->host_peak, t->host_now);
+  return TRUE;
+}
+
+static void
+act_clear (Tiles *t, Act *a)
+{
+  if (!a->borrowed && a->data != NULL)
+    t->host_now -= (gsize) (t->batch * a->c * a->h * a->w) * sizeof (float);
+  if (!a->borrowed)
+    g_free (a->data);
+  g_free (a->count);
+  g_free (a->mean);
+  g_free (a->m2);
+  *a = (Act) { 0 };
+}
+
+/* Chan et al.: folds one tile's (count n, mean, M2) of group i into the whole image's. */
+static void
+act_add_stats (Act *a, gsize i, double n, double mean, double m2)
+{
+  double na = a->count[i], nt = na + n, d = mean - a->mean[i];
+  if (nt <= 0)
+    return;
+  a->mean[i] += d * n / nt;
+  a->m2[i] += m2 + d * d * na * n / nt;
+  a->count[i] = nt;
+}
+
+/* The gathered statistics as a group_norm_apply input (batch, groups, 2): [mean, 1 / sqrt (var + eps)]. */
+static void
+act_norm_stats (const Act *a, gsize n, float eps, float *stats)
+{
+  for (gsize i = 0; i < n; i++) {
+    stats[2 * i] = (float) a->mean[i];
+    stats[2 * i + 1] = (float) (1.0 / sqrt (a->m2[i] / MAX (a->count[i], 1.0) + eps));
+  }
+}
+
+/* dst (batch, a->c, y1 - y0, x1 - x0) = a window of a */
+static void
+act_window (const Tiles *t, const Act *a, gint64 y0, gint64 y1, gint64 x0, gint64 x1, float *dst)
+{
+  const gint64 wh = y1 - y0, ww = x1 - x0;
+  for (gint64 bc = 0; bc < t->batch * a->c; bc++)
+    for (gint64 y = 0; y < wh; y++)
+      memcpy (dst + (bc * wh + y) * ww, a->data + (bc * a->h + y0 + y) * a->w + x0, sizeof (float) * ww);
+}
+
+/* Runs a segment over every tile (one tile covering everything for a whole segment): in (and skip,
+ * the same size) at scale in->k -> out, allocated here (unless it has data: then it is the caller's
+ * buffer of the right size), at scale in->k + dk, with out's group statistics gathered from the
+ * tiles' cores. Each tile reads its core plus segment_margin input pixels (clipped to the image)
+ * from the host, runs the segment's graph on that window, and writes back only its core, which is
+ * exact: the cores partition the output, so no pixel is counted twice in the statistics and nothing
+ * is blended. GroupNorms inside the segment use in's whole-image statistics. */
+static gboolean
+run_segment (Tiles *t, const Segment *s, const Act *in, const Act *skip, Act *out, GError **error)
+{
+  const EaselVaeConfig *c = &t->vae->config;
+  const gboolean whole = segment_is_whole (s);
+  const gboolean uses_stats = s->kind == SEG_RES_FIRST || s->kind == SEG_RES_SECOND || s->kind == SEG_DECODER_OUT;
+  const gboolean gathers = s->kind != SEG_DECODER_OUT && s->kind != SEG_ENCODER_TAIL;
+  const gint64 B = t->batch, G = c->groups, m = whole ? 0 : segment_margin (s);
+  const int kin = in->k, kout = in->k + (s->resample != NULL ? s->dk : 0);
+  gint64 one_y[2] = { 0, t->lh }, one_x[2] = { 0, t->lw };
+  const gint64 ny = whole ? 1 : t->ny, nx = whole ? 1 : t->nx;
+  const gint64 *ey = whole ? one_y : t->ey, *ex = whole ? one_x : t->ex;
+  g_autofree float *norm_stats = NULL, *tile_stats = g_new (float, B * G * 2);
+  const gint64 sshape[3] = { B, G, 2 };
+
+  if (uses_stats) {
+    norm_stats = g_new (float, B * G * 2);
+    act_norm_stats (in, B * G, c->eps, norm_stats);
+  }
+  out->k = kout;
+  out->h = t->lh << kout;
+  out->w = t->lw << kout;
+  for (gint64 i = 0; i < ny; i++)
+    for (gint64 j = 0; j < nx; j++) {
+      /* window at the input's scale, its origin at the output's, the core at the output's */
+      const gint64 wy0 = MAX (0, (ey[i] << kin) - m), wy1 = MIN (in->h, (ey[i + 1] << kin) + m);
+      const gint64 wx0 = MAX (0, (ex[j] << kin) - m), wx1 = MIN (in->w, (ex[j + 1] << kin) + m);
+      const gint64 oy0 = kout >= kin ? wy0 << (kout - kin) : wy0 >> (kin - kout);
+      const gint64 ox0 = kout >= kin ? wx0 << (kout - kin) : wx0 >> (kin - kout);
+      const gint64 cy0 = ey[i] << kout, ch = (ey[i + 1] << kout) - cy0, cx0 = ex[j] << kout, cw = (ex[j + 1] << kout) - cx0;
+      const gint64 xs[4] = { B, in->c, wy1 - wy0, wx1 - wx0 };
+      g_autoptr(EaselGraph) g = easel_graph_new ();
+      g_autofree float *xin = g_new (float, B * in->c * xs[2] * xs[3]);
+      g_autofree float *sin = skip ? g_new (float, B * skip->c * xs[2] * xs[3]) : NULL;
+      EaselTensor *sk = NULL, *st = NULL, *stats = NULL;
+
+      act_window (t, in, wy0, wy1, wx0, wx1, xin);
+      EaselTensor *x = easel_graph_input (g, "vae.tile", EASEL_DTYPE_F32, 4, xs, xin);
+      if (skip != NULL) {
+        const gint64 ss[4] = { B, skip->c, xs[2], xs[3] };
+        act_window (t, skip, wy0, wy1, wx0, wx1, sin);
+        sk = easel_graph_input (g, "vae.tile_skip", EASEL_DTYPE_F32, 4, ss, sin);
+      }
+      if (uses_stats)
+        st = easel_graph_input (g, "vae.group_stats", EASEL_DTYPE_F32, 3, sshape, norm_stats);
+      EaselTensor *y = build_segment (g, t->vae, s, x, sk, st);
+      /* the stride-2 grid: windows of a downsampler start on even pixels (segment_margin) */
+      g_assert (kout >= kin || (wy0 % 2 == 0 && wx0 % 2 == 0));
+      g_assert (y->shape[2] >= cy0 - oy0 + ch && y->shape[3] >= cx0 - ox0 + cw);
+      EaselTensor *core = easel_op_slice (g, easel_op_slice (g, y, 2, cy0 - oy0, ch), 3, cx0 - ox0, cw);
+      easel_graph_mark_output (g, core);
+      if (gathers) {
+        stats = easel_op_group_stats (g, core, (int) G);
+        easel_graph_mark_output (g, stats);
+      }
+      if (easel_graph_error (g) == NULL)
+        t->device_peak = MAX (t->device_peak, easel_graph_plan (g));
+      if (!compute (t->backend, g, error))
+        return FALSE;
+      if (out->data == NULL && !act_alloc (t, out, y->shape[1], error))
+        return FALSE;
+      g_autofree float *res = g_new (float, B * out->c * ch * cw);
+      if (!easel_backend_read (t->backend, core, res, error)
+          || (gathers && !easel_backend_read (t->backend, stats, tile_stats, error)))
+        return FALSE;
+      for (gint64 bc = 0; bc < B * out->c; bc++)
+        for (gint64 r = 0; r < ch; r++)
+          memcpy (out->data + (bc * out->h + cy0 + r) * out->w + cx0, res + (bc * ch + r) * cw, sizeof (float) * cw);
+      if (gathers)
+        for (gint64 q = 0; q < B * G; q++)
+          act_add_stats (out, q, (double) (out->c / G * ch * cw), tile_stats[2 * q], tile_stats[2 * q + 1]);
+    }
+  return TRUE;
+}
+
+/* Tile cores along an axis of n latent pixels: ceil (n / tile) of them, sizes differing by at most one. */
+static gint64 *
+tile_edges (gint64 n, gint64 tile, gint64 *count)
+{
+  gint64 k = (n + tile - 1) / tile;
+  gint64 *e = g_new (gint64, k + 1);
+  for (gint64 i = 0; i <= k; i++)
+    e[i] = i * n / k;
+  *count = k;
+  return e;
+}
+
+static void
+tiles_init (Tiles *t, EaselVae *vae, EaselBackend *backend, gint64 batch, gint64 lh, gint64 lw, gint64 tile)
+{
+  *t = (Tiles) { vae, backend, batch, lh, lw, 0, 0, NULL, NULL, 0, 0, 0 };
+  t->ey = tile_edges (lh, tile, &t->ny);
+  t->ex = tile_edges (lw, tile, &t->nx);
+}
+
+static void
+tiles_finish (Tiles *t, const char *what)
+{
+  g_debug ("VAE %s: %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " tiles, device arena peak %" G_GSIZE_FORMAT
+           " bytes, host activations peak %" G_GSIZE_FORMAT " bytes", what, t->ny, t->nx, t->device_peak, t->host_peak);
+  g_free (t->ey);
+  g_free (t->ex);
+}
+
+/* Both halves of every res block of the up or down path from x (consumed) to x (the next level's
+ * input after the last block of a level with a resampler). */
+static gboolean
+run_level (Tiles *t, const ResBlock *blocks, int n_blocks, const Pair *resample, int dk, Act *x, GError **error)
+{
+  for (int j = 0; j < n_blocks; j++) {
+    Act h = { 0 }, next = { 0 };
+    const Segment first = { SEG_RES_FIRST, &blocks[j], NULL, 0 };
+    const Segment second = { SEG_RES_SECOND, &blocks[j], j == n_blocks - 1 ? resample : NULL, dk };
+    gboolean ok = run_segment (t, &first, x, NULL, &h, error) && run_segment (t, &second, &h, x, &next, error);
+    act_clear (t, &h);
+    act_clear (t, x);
+    *x = next;
+    if (!ok)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+decode_exact (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h, gint64 w, gint64 tile,
+              float *image, GError **error)
+{
+  const EaselVaeConfig *c = &vae->config;
+  const Coder *d = &vae->dec;
+  const Segment head = { SEG_DECODER_HEAD, NULL, NULL, 0 }, out = { SEG_DECODER_OUT, NULL, NULL, 0 };
+  Act zin = { .data = (float *) z, .borrowed = TRUE, .c = c->latent_channels, .h = h, .w = w, .k = 0 };
+  Act img = { .data = image, .borrowed = TRUE, .c = c->out_channels }, x = { 0 };
+  Tiles t;
+  gboolean ok;
+
+  tiles_init (&t, vae, backend, batch, h, w, tile);
+  ok = run_segment (&t, &head, &zin, NULL, &x, error);
+  for (int l = c->n_levels - 1; ok && l >= 0; l--)
+    ok = run_level (&t, d->blocks[l], c->decoder_blocks, l > 0 ? &d->resample[l] : NULL, 1, &x, error);
+  ok = ok && run_segment (&t, &out, &x, NULL, &img, error);
+  act_clear (&t, &x);
+  act_clear (&t, &img);
+  tiles_finish (&t, "exact tiled decode");
+  return ok;
+}
+
+static gboolean
+encode_exact (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch, gint64 height, gint64 width,
+              gint64 tile, float *mean, float *logvar, GError **error)
+{
+  const EaselVaeConfig *c = &vae->config;
+  const Coder *e = &vae->enc;
+  const gint64 f = easel_vae_factor (vae), cl = c->latent_channels;
+  const Segment conv_in = { SEG_CONV_IN, NULL, NULL, 0 }, tail = { SEG_ENCODER_TAIL, NULL, NULL, 0 };
+  Act img = { .data = (float *) image, .borrowed = TRUE, .c = c->in_channels, .h = height, .w = width,
+              .k = c->n_levels - 1 };
+  Act x = { 0 }, mom = { 0 };
+  Tiles t;
+  gboolean ok;
+
+  tiles_init (&t, vae, backend, batch, height / f, width / f, tile / f);
+  ok = run_segment (&t, &conv_in, &img, NULL, &x, error);
+  for (int l = 0; ok && l < c->n_levels; l++)
+    ok = run_level (&t, e->blocks[l], c->encoder_blocks, l < c->n_levels - 1 ? &e->resample[l] : NULL, -1, &x, error);
+  ok = ok && run_segment (&t, &tail, &x, NULL, &mom, error);
+  if (ok) {   /* moments (batch, 2 Cl, h, w) -> mean, logvar (batch, Cl, h, w) */
+    const gint64 n = cl * mom.h * mom.w;
+    for (gint64 b = 0; b < batch; b++) {
+      memcpy (mean + b * n, mom.data + 2 * b * n, sizeof (float) * n);
+      for (gint64 i = 0; i < n; i++)
+        logvar[b * n + i] = CLAMP (mom.data[(2 * b + 1) * n + i], -30.0f, 20.0f);
+    }
+  }
+  act_clear (&t, &x);
+  act_clear (&t, &mom);
+  tiles_finish (&t, "exact tiled encode");
+  return ok;
+}
+
+static gboolean
+check_tiles (const char *what, EaselVaeTileMode mode, gint64 tile, gint64 overlap, gint64 unit, GError **error)
+{
+  if (mode != EASEL_VAE_TILES_EXACT && mode != EASEL_VAE_TILES_INDEPENDENT) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "VAE %s: unknown tile mode %d", what, (int) mode);
+    return FALSE;
+  }
+  if (tile < unit || tile % unit != 0
+      || (mode == EASEL_VAE_TILES_INDEPENDENT && (overlap < 0 || 2 * overlap > tile || overlap % unit != 0))) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
                  "VAE %s: tile %" G_GINT64_FORMAT " with overlap %" G_GINT64_FORMAT
                  " (need overlap <= tile / 2, both multiples of %" G_GINT64_FORMAT ")", what, tile, overlap, unit);
@@ -784,22 +1176,34 @@ check_tiles (const char *what, gint64 tile, gint64 overlap, gint64 unit, GError 
 
 gboolean
 easel_vae_decode_tiled (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h, gint64 w,
-                        gint64 tile, gint64 overlap, float *image, GError **error)
+                        EaselVaeTileMode mode, gint64 tile, gint64 overlap, float *image, GError **error)
 {
   g_return_val_if_fail (vae && backend && z && image, FALSE);
-  if (!check_tiles ("tiled decode", tile, overlap, 1, error) || !check_size ("tiled decode", batch, h, w, 1, error))
+  if (vae->config.decoder_blocks == 0) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "VAE tiled decode: this VAE has no decoder");
     return FALSE;
+  }
+  if (!check_tiles ("tiled decode", mode, tile, overlap, 1, error) || !check_size ("tiled decode", batch, h, w, 1, error))
+    return FALSE;
+  if (mode == EASEL_VAE_TILES_EXACT)
+    return decode_exact (vae, backend, z, batch, h, w, tile, image, error);
   const TileGeometry tg = { batch, vae->config.latent_channels, h, w, vae->config.out_channels, easel_vae_factor (vae), 1, 1, 1 };
   return run_tiled (vae, backend, decode_tile, &tg, z, tile, overlap, &image, error);
 }
 
 gboolean
 easel_vae_encode_tiled (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch, gint64 height,
-                        gint64 width, gint64 tile, gint64 overlap, float *mean, float *logvar, GError **error)
+                        gint64 width, EaselVaeTileMode mode, gint64 tile, gint64 overlap, float *mean, float *logvar,
+                        GError **error)
 {
   g_return_val_if_fail (vae && backend && image && mean && logvar, FALSE);
   const gint64 f = easel_vae_factor (vae);
-  if (!check_tiles ("tiled encode", tile, overlap, f, error) || !check_size ("tiled encode", batch, height, width, f, error))
+  if (vae->config.encoder_blocks == 0) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "VAE tiled encode: this VAE has no encoder");
+    return FALSE;
+  }
+  if (!check_tiles ("tiled encode", mode, tile, overlap, f, error)
+      || !check_size ("tiled encode", batch, height, width, f, error))
     return FALSE;
   if (height % f != 0 || width % f != 0) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
@@ -807,6 +1211,8 @@ easel_vae_encode_tiled (EaselVae *vae, EaselBackend *backend, const float *image
                  height, width, f);
     return FALSE;
   }
+  if (mode == EASEL_VAE_TILES_EXACT)
+    return encode_exact (vae, backend, image, batch, height, width, tile, mean, logvar, error);
   float *outs[2] = { mean, logvar };
   const TileGeometry tg = { batch, vae->config.in_channels, height, width, vae->config.latent_channels, 1, f, 2, f };
   return run_tiled (vae, backend, encode_tile, &tg, image, tile, overlap, outs, error);

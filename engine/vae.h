@@ -72,25 +72,56 @@ gboolean easel_vae_decode (EaselVae *vae, EaselBackend *backend, const float *z,
 gboolean easel_vae_encode (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch, gint64 height,
                            gint64 width, float *mean, float *logvar, GError **error);
 
-/* Tiled forms for large images. tile and overlap are in latent pixels (decode) or image pixels
- * (encode: then tile, overlap, height and width must be multiples of the factor, and tile starts are
- * too); overlap <= tile / 2. Along an axis of n (in those units), k = 1 tile if n <= tile, else
+/* Tiled forms for large images, in two modes.
+ *
+ * EASEL_VAE_TILES_EXACT: the untiled result up to float rounding (tests/test-vae.c states the
+ * tolerance). The mid block (res blocks and the single-head attention over every latent pixel) and
+ * what touches it at latent resolution (decoder: post_quant_conv, conv_in; encoder: norm_out,
+ * conv_out, quant_conv) run untiled; the up (down) path runs tile by tile, one GroupNorm-to-GroupNorm
+ * segment at a time in lockstep across tiles: each tile computes its core region plus a margin taken
+ * from the architecture (1 or 2 input pixels: the segment's 3x3 convs), keeps only the exact core,
+ * and adds its core's per-group mean and M2 to the whole image's (Chan's parallel variance in double);
+ * the next segment normalizes with those whole-image statistics. The cores partition the image: no
+ * blending. `tile` is the core side in latent pixels (decode) or image pixels (encode; a multiple of
+ * the factor); `overlap` is not used. Activations between GroupNorms are kept on the host (not
+ * recomputed). Memory, decoding a latent h x w to H x W = f h x f w, batch B, with Ck the channels of
+ * level k (SD/SDXL: C0 128, C1 256, top 512), 4-byte floats:
+ *   untiled, device: about 2.75 · 4 B C1 H W (level 1's output upsampled to full resolution, its conv
+ *     and the first level-0 block; SDXL 1024²: 2.75 GiB);
+ *   exact tiles of core T, device: the same with H W -> (f T + 8)² (one tile's window at the upsampler
+ *     into level 0, margins included; SDXL T = 32: 190 MiB), or the untiled mid block at latent
+ *     resolution if larger (a few 4 B Ctop h w, and its attention's blockwise scratch);
+ *   host: 4 B (C1 + 2 C0) H W at the first level-0 block (its input, its half-way activation and its
+ *     output; SDXL 1024²: 2 GiB), plus one window.
+ * Measured on the tiny test models (C0 32, C1 64) for a 64 x 96 latent: untiled 264 MiB of arena;
+ * exact tiles of 32: 46 MiB device, 192 MiB host; of 16: 12.4 MiB device; CPU time within 20% of
+ * the untiled decode (the margins are 1 or 2 pixels per segment).
+ *
+ * EASEL_VAE_TILES_INDEPENDENT: each tile runs the whole network on its own (GroupNorm statistics and
+ * attention per tile, as diffusers' tiled_decode and A1111's / ComfyUI's tiled VAE do), and the
+ * tiles are cross-faded: one graph per tile instead of one per GroupNorm segment, and host memory of
+ * one tile plus the output, but more computation (the overlaps) and a result that differs from the
+ * untiled one (on real VAEs slightly; by the order of the image on tiny random-weight ones; on the
+ * tiny models it is also not cheaper on the CPU: 1.4-2x the exact mode's time). tile and overlap are in latent pixels (decode) or image pixels (encode:
+ * then tile, overlap, height and width must be multiples of the factor, and tile starts are too);
+ * overlap <= tile / 2. Along an axis of n (in those units), k = 1 tile if n <= tile, else
  * k = max (2, ceil ((n - overlap) / (tile - overlap))) tiles of `tile` starting at
  * round (i (n - tile) / (k - 1)): spread evenly, neighbours overlap by at least `overlap`. Each tile's
  * output is weighted by wy·wx, w(p) = (p + 0.5) / r over the first r outputs after an inner edge and
  * (len - p - 0.5) / r before one (r = overlap in output pixels; 1 elsewhere), and the sum is divided
- * by the sum of the weights: linear cross-fades, no seam. Memory: one tile's activations plus
- * O(height + width); the outputs are accumulated in place.
- * GroupNorm statistics and the mid-block attention are per tile (as in diffusers' tiled_decode and
- * ComfyUI's tiled VAE), so the result differs from the untiled one; a tile covering the whole image
- * gives the untiled result exactly. Whole-image GroupNorm statistics are not gathered: that takes
- * every tile's activations at once (memory growing with the image) or a pass over all tiles per
- * GroupNorm layer. */
+ * by the sum of the weights: linear cross-fades, no seam. A tile covering the whole image gives the
+ * untiled result exactly. */
+typedef enum {
+  EASEL_VAE_TILES_EXACT,
+  EASEL_VAE_TILES_INDEPENDENT,
+} EaselVaeTileMode;
+
 gboolean easel_vae_decode_tiled (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h,
-                                 gint64 w, gint64 tile, gint64 overlap, float *image, GError **error);
+                                 gint64 w, EaselVaeTileMode mode, gint64 tile, gint64 overlap, float *image,
+                                 GError **error);
 gboolean easel_vae_encode_tiled (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch,
-                                 gint64 height, gint64 width, gint64 tile, gint64 overlap, float *mean,
-                                 float *logvar, GError **error);
+                                 gint64 height, gint64 width, EaselVaeTileMode mode, gint64 tile, gint64 overlap,
+                                 float *mean, float *logvar, GError **error);
 
 /* Posterior of n values: std = exp (logvar / 2); sample = mean + std · noise (noise NULL: the mean,
  * as ComfyUI encodes). std or sample may be NULL. In place is fine (sample == mean). */

@@ -338,6 +338,97 @@ test_conv2d_ext (void)
   check_conv2d_ext (r, be, 6, 6, 1, 1, 0, 0);     /* plain conv2d */
 }
 
+/* GroupNorm in halves: group_stats of a tensor and of a slice view (mean, M2) against double loops,
+ * and group_norm_apply with those statistics (rstd from M2 here) equal to the one-op group_norm.
+ * Values sit around 50 so that a naive sum of squares would cancel. */
+static void
+test_group_norm_halves (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (9);
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GError) error = NULL;
+  const gint64 B = 2, C = 6, H = 5, W = 7, G = 3, cg = C / G, xs[4] = { B, C, H, W }, cs[1] = { C };
+  const gint64 ss[3] = { B, G, 2 }, x0 = 2, xw = 4;          /* the slice: columns [2, 6) */
+  const float eps = 1e-6f;
+  g_autofree float *x = random_floats (r, B * C * H * W), *gamma = random_floats (r, C), *beta = random_floats (r, C);
+  float given[12], got_full[12], got_slice[12], want_full[12], want_slice[12];
+  for (gint64 i = 0; i < B * C * H * W; i++)
+    x[i] = 50.0f + 3.0f * x[i] + (float) (i / (H * W) % C);   /* channels of a group differ */
+
+  for (gint64 s = 0; s < B * G; s++)
+    for (int sl = 0; sl < 2; sl++) {
+      gint64 lo = sl ? x0 : 0, hi = sl ? x0 + xw : W, n = cg * H * (hi - lo);
+      double sum = 0, m2 = 0;
+      for (gint64 c = 0; c < cg; c++)
+        for (gint64 y = 0; y < H; y++)
+          for (gint64 xi = lo; xi < hi; xi++)
+            sum += x[((s * cg + c) * H + y) * W + xi];
+      for (gint64 c = 0; c < cg; c++)
+        for (gint64 y = 0; y < H; y++)
+          for (gint64 xi = lo; xi < hi; xi++) {
+            double d = x[((s * cg + c) * H + y) * W + xi] - sum / n;
+            m2 += d * d;
+          }
+      float *want = sl ? want_slice : want_full;
+      want[2 * s] = (float) (sum / n);
+      want[2 * s + 1] = (float) m2;
+      if (!sl) {
+        given[2 * s] = (float) (sum / n);
+        given[2 * s + 1] = (float) (1.0 / sqrt (m2 / n + eps));
+      }
+    }
+
+  EaselTensor *in = easel_graph_input (g, "x", EASEL_DTYPE_F32, 4, xs, x);
+  EaselTensor *st = easel_graph_input (g, "stats", EASEL_DTYPE_F32, 3, ss, given);
+  EaselTensor *gm = easel_graph_weight (g, "gamma", EASEL_DTYPE_F32, 1, cs, gamma);
+  EaselTensor *bt = easel_graph_weight (g, "beta", EASEL_DTYPE_F32, 1, cs, beta);
+  EaselTensor *full = easel_op_group_stats (g, in, G);
+  EaselTensor *part = easel_op_group_stats (g, easel_op_slice (g, in, 3, x0, xw), G);
+  EaselTensor *one[2], *two[2];
+  for (int silu = 0; silu < 2; silu++) {
+    one[silu] = easel_op_group_norm (g, in, gm, bt, G, eps, silu);
+    two[silu] = easel_op_group_norm_apply (g, in, gm, bt, st, G, silu);
+    easel_graph_mark_output (g, one[silu]);
+    easel_graph_mark_output (g, two[silu]);
+  }
+  easel_graph_mark_output (g, full);
+  easel_graph_mark_output (g, part);
+  g_assert_no_error (easel_graph_error (g));
+  g_assert_cmpint (full->shape[0], ==, B);
+  g_assert_cmpint (full->shape[1], ==, G);
+  g_assert_cmpint (full->shape[2], ==, 2);
+  g_assert_true (easel_backend_compute (be, g, &error));
+  g_assert_true (easel_backend_read (be, full, got_full, &error));
+  g_assert_true (easel_backend_read (be, part, got_slice, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < 12; i++) {
+    g_assert_cmpfloat_with_epsilon (got_full[i], want_full[i], 1e-6 * fabs (want_full[i]) + 1e-5);
+    g_assert_cmpfloat_with_epsilon (got_slice[i], want_slice[i], 1e-6 * fabs (want_slice[i]) + 1e-5);
+  }
+  const gsize n = B * C * H * W;
+  g_autofree float *a = g_new (float, n), *b = g_new (float, n);
+  for (int silu = 0; silu < 2; silu++) {
+    g_assert_true (easel_backend_read (be, one[silu], a, &error));
+    g_assert_true (easel_backend_read (be, two[silu], b, &error));
+    assert_close (b, a, n, 2e-5);
+    for (gsize i = 0; i < n; i++) {             /* and the formula itself */
+      gint64 c = i / (H * W) % C, s = i / (H * W * cg);
+      double v = (x[i] - (double) given[2 * s]) * given[2 * s + 1] * gamma[c] + beta[c];
+      if (silu)
+        v = v / (1.0 + exp (-v));
+      g_assert_cmpfloat_with_epsilon (b[i], v, 2e-5);
+    }
+  }
+
+  /* statistics of the wrong shape are a graph error */
+  g_autoptr(EaselGraph) bad = easel_graph_new ();
+  const gint64 wrong[3] = { B, G + 1, 2 };
+  EaselTensor *bx = easel_graph_input (bad, "x", EASEL_DTYPE_F32, 4, xs, x);
+  easel_op_group_norm_apply (bad, bx, NULL, NULL, easel_graph_input (bad, "s", EASEL_DTYPE_F32, 3, wrong, given), G, FALSE);
+  g_assert_nonnull (easel_graph_error (bad));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -350,5 +441,6 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-cpu/errors", test_errors);
   g_test_add_func ("/backend-cpu/conv2d-ext", test_conv2d_ext);
+  g_test_add_func ("/backend-cpu/group-norm-halves", test_group_norm_halves);
   return g_test_run ();
 }

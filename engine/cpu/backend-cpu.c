@@ -278,6 +278,18 @@ run_node (CpuBackend *cb, EaselTensor *t, GError **error)
                               t->ip[0], t->fp[0], t->ip[1]);
     return TRUE;
   }
+  case EASEL_OP_GROUP_STATS: {
+    gint64 N = x->shape[0], C = x->shape[1];
+    easel_cpu_group_stats_f32 (cb->pool, ptr (cb, t), ptr (cb, x), N, C, easel_tensor_numel (x) / (N * C), t->ip[0]);
+    return TRUE;
+  }
+  case EASEL_OP_GROUP_NORM_APPLY: {
+    gint64 N = x->shape[0], C = x->shape[1];
+    easel_cpu_group_norm_apply_f32 (cb->pool, ptr (cb, t), ptr (cb, x), t->src[1] ? ptr (cb, t->src[1]) : NULL,
+                                    t->src[2] ? ptr (cb, t->src[2]) : NULL, ptr (cb, t->src[3]), N, C,
+                                    easel_tensor_numel (x) / (N * C), t->ip[0], t->ip[1]);
+    return TRUE;
+  }
   case EASEL_OP_LAYER_NORM: {
     gint64 D = x->shape[x->n_dims - 1];
     easel_cpu_layer_norm_f32 (cb->pool, ptr (cb, t), ptr (cb, x), t->src[1] ? ptr (cb, t->src[1]) : NULL,

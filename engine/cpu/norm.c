@@ -5,7 +5,8 @@
  * x 1 Mi pixels), so sums run in float over SIMD lanes for STAT_CHUNK elements and are added into
  * double, around a shift (the group's first value) that keeps sum of squares from cancelling.
  * LayerNorm rows are short (<= 1280): the same shifted mean, then the variance of the centered
- * values, in float lanes. Both normalize as ((x - shift) - dm) · a + b, never subtracting a rounded
+ * values, in float lanes. GroupNorm also comes in halves (statistics as mean and M2, then
+ * normalization with given mean and rstd) for statistics gathered across graphs. Both normalize as ((x - shift) - dm) · a + b, never subtracting a rounded
  * mean from x. */
 #include "engine/cpu/ops.h"
 
@@ -63,6 +64,17 @@ typedef struct {
   gboolean silu;
 } GroupNormJob;
 
+/* Moments of a group's n values: mean = shift + dm (shift = x[0]), M2 = sum of (x - mean)². */
+static void
+group_moments (const float *x, gint64 n, float *shift, double *dm, double *m2)
+{
+  double s1, s2;
+  *shift = x[0];
+  shifted_sums (x, n, *shift, &s1, &s2);
+  *dm = s1 / (double) n;
+  *m2 = MAX (s2 - s1 * *dm, 0.0);
+}
+
 static void
 group_norm_range (gint64 begin, gint64 end, int ith, gpointer data)
 {
@@ -71,12 +83,10 @@ group_norm_range (gint64 begin, gint64 end, int ith, gpointer data)
   for (gint64 t = begin; t < end; t++) {   /* t = n · G + g; the group's channels are contiguous */
     const float *x = j->x + t * len;
     float *y = j->y + t * len;
-    double s1, s2;
-    float shift = x[0];
-    shifted_sums (x, len, shift, &s1, &s2);
-    double dm = s1 / (double) len;
-    double var = MAX (s2 / (double) len - dm * dm, 0.0);
-    double rstd = 1.0 / sqrt (var + j->eps);
+    double dm, m2;
+    float shift;
+    group_moments (x, len, &shift, &dm, &m2);
+    double rstd = 1.0 / sqrt (m2 / (double) len + j->eps);
     gint64 c0 = t % j->G * cg;
     for (gint64 c = 0; c < cg; c++) {
       double a = rstd * (j->gamma ? j->gamma[c0 + c] : 1.0f);
@@ -94,6 +104,60 @@ easel_cpu_group_norm_f32 (EaselCpuPool *pool, float *y, const float *x, const fl
   g_return_if_fail (pool && y && x && N >= 0 && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
   GroupNormJob j = { y, x, gamma, beta, C, HW, G, eps, silu };
   easel_cpu_pool_run (pool, N * G, MAX (65536 / (C / G * HW), 1), group_norm_range, &j);
+}
+
+/* --- GroupNorm in halves: statistics, then normalization with given statistics ---------- */
+
+typedef struct {
+  float *out;                 /* stats: (N, G, 2) [mean, M2]; apply: y */
+  const float *x, *gamma, *beta, *stats;
+  gint64 C, HW, G;
+  gboolean silu;
+} GroupHalfJob;
+
+static void
+group_stats_range (gint64 begin, gint64 end, int ith, gpointer data)
+{
+  const GroupHalfJob *j = data;
+  const gint64 len = j->C / j->G * j->HW;
+  for (gint64 t = begin; t < end; t++) {
+    double dm, m2;
+    float shift;
+    group_moments (j->x + t * len, len, &shift, &dm, &m2);
+    j->out[2 * t] = (float) (shift + dm);
+    j->out[2 * t + 1] = (float) m2;
+  }
+}
+
+void
+easel_cpu_group_stats_f32 (EaselCpuPool *pool, float *stats, const float *x, gint64 N, gint64 C, gint64 HW, gint64 G)
+{
+  g_return_if_fail (pool && stats && x && N >= 0 && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
+  GroupHalfJob j = { stats, x, NULL, NULL, NULL, C, HW, G, FALSE };
+  easel_cpu_pool_run (pool, N * G, MAX (65536 / (C / G * HW), 1), group_stats_range, &j);
+}
+
+static void
+group_apply_range (gint64 begin, gint64 end, int ith, gpointer data)
+{
+  const GroupHalfJob *j = data;
+  const gint64 cg = j->C / j->G;
+  for (gint64 t = begin; t < end; t++) {   /* t = n · C + c */
+    const gint64 c = t % j->C, s = t / j->C * j->G + c / cg;
+    const float a = j->stats[2 * s + 1] * (j->gamma ? j->gamma[c] : 1.0f);
+    scale_shift (j->out + t * j->HW, j->x + t * j->HW, j->HW, j->stats[2 * s], 0.0f, a,
+                 j->beta ? j->beta[c] : 0.0f, j->silu);
+  }
+}
+
+void
+easel_cpu_group_norm_apply_f32 (EaselCpuPool *pool, float *y, const float *x, const float *gamma,
+                                const float *beta, const float *stats, gint64 N, gint64 C, gint64 HW, gint64 G,
+                                gboolean silu)
+{
+  g_return_if_fail (pool && y && x && stats && N >= 0 && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
+  GroupHalfJob j = { y, x, gamma, beta, stats, C, HW, G, silu };
+  easel_cpu_pool_run (pool, N * C, MAX (65536 / HW, 1), group_apply_range, &j);
 }
 
 /* --- layer norm --------------------------------------------------------------------------- */

@@ -71,6 +71,13 @@ void  easel_cpu_attention_f32       (EaselCpuPool *pool, float *o, const float *
 void easel_cpu_group_norm_f32 (EaselCpuPool *pool, float *y, const float *x, const float *gamma,
                                const float *beta, gint64 N, gint64 C, gint64 HW, gint64 G, float eps,
                                gboolean silu);
+/* GroupNorm's halves: stats (N, G, 2) = each group's [mean, M2 (sum of squared deviations)] of x
+ * (N, C, HW); apply: y = (x - mean) · rstd · gamma + beta (+ SiLU) with stats (N, G, 2) = [mean, rstd]. */
+void easel_cpu_group_stats_f32 (EaselCpuPool *pool, float *stats, const float *x, gint64 N, gint64 C, gint64 HW,
+                                gint64 G);
+void easel_cpu_group_norm_apply_f32 (EaselCpuPool *pool, float *y, const float *x, const float *gamma,
+                                     const float *beta, const float *stats, gint64 N, gint64 C, gint64 HW, gint64 G,
+                                     gboolean silu);
 /* nn.LayerNorm over the last dim: y, x (M, D); gamma, beta (D) or NULL. */
 void easel_cpu_layer_norm_f32 (EaselCpuPool *pool, float *y, const float *x, const float *gamma,
                                const float *beta, gint64 M, gint64 D, float eps);
