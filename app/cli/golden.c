@@ -26,6 +26,7 @@ static const EaselGoldenKind *const kinds[] = {
   &easel_golden_kind_vae,
   &easel_golden_kind_pipeline,
   &easel_golden_kind_lora,
+  &easel_golden_kind_canny,
 };
 
 struct _EaselGolden {
