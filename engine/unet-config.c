@@ -28,9 +28,8 @@
 
 /* --- renaming ---------------------------------------------------------------------------------- */
 
-/* "12.rest" -> 12 and *rest = "rest"; -1 when key does not start with digits and a dot. */
-static int
-take_index (const char *key, const char **rest)
+int
+easel_unet_take_index (const char *key, const char **rest)
 {
   char *end;
   if (!g_ascii_isdigit (key[0]))
@@ -90,7 +89,7 @@ easel_unet_rename_original (const char *key, int n_res)
     return NULL;
 
   if (g_str_has_prefix (key, "input_blocks.")) {
-    if ((n = take_index (key + strlen ("input_blocks."), &rest)) < 1 || (k = take_index (rest, &inner)) < 0)
+    if ((n = easel_unet_take_index (key + strlen ("input_blocks."), &rest)) < 1 || (k = easel_unet_take_index (rest, &inner)) < 0)
       return NULL;
     int l = (n - 1) / (n_res + 1), r = (n - 1) % (n_res + 1);
     g_autofree char *block = g_strdup_printf ("down_blocks.%d", l);
@@ -101,14 +100,14 @@ easel_unet_rename_original (const char *key, int n_res)
     return k == 1 ? g_strdup_printf ("%s.attentions.%d.%s", block, r, inner) : NULL;
   }
   if (g_str_has_prefix (key, "middle_block.")) {
-    if ((k = take_index (key + strlen ("middle_block."), &inner)) < 0 || k > 2)
+    if ((k = easel_unet_take_index (key + strlen ("middle_block."), &inner)) < 0 || k > 2)
       return NULL;
     if (is_resnet_key (inner))
       return resnet_name ("mid_block", k == 0 ? 0 : 1, inner);
     return k == 1 ? g_strdup_printf ("mid_block.attentions.0.%s", inner) : NULL;
   }
   if (g_str_has_prefix (key, "output_blocks.")) {
-    if ((n = take_index (key + strlen ("output_blocks."), &rest)) < 0 || (k = take_index (rest, &inner)) < 0)
+    if ((n = easel_unet_take_index (key + strlen ("output_blocks."), &rest)) < 0 || (k = easel_unet_take_index (rest, &inner)) < 0)
       return NULL;
     g_autofree char *block = g_strdup_printf ("up_blocks.%d", n / (n_res + 1));
     int j = n % (n_res + 1);
@@ -141,10 +140,10 @@ original_n_res (const EaselCheckpoint *ck, const char *prefix)
     if (strncmp (name, prefix, plen) != 0)
       continue;
     name += plen;
-    if (g_str_has_prefix (name, "output_blocks.") && (n = take_index (name + strlen ("output_blocks."), &rest)) >= 0)
+    if (g_str_has_prefix (name, "output_blocks.") && (n = easel_unet_take_index (name + strlen ("output_blocks."), &rest)) >= 0)
       max_out = MAX (max_out, n);
-    if (g_str_has_prefix (name, "input_blocks.") && (n = take_index (name + strlen ("input_blocks."), &rest)) >= 0
-        && take_index (rest, &inner) == 0 && g_str_has_prefix (inner, "op.weight") && n != last_down) {
+    if (g_str_has_prefix (name, "input_blocks.") && (n = easel_unet_take_index (name + strlen ("input_blocks."), &rest)) >= 0
+        && easel_unet_take_index (rest, &inner) == 0 && g_str_has_prefix (inner, "op.weight") && n != last_down) {
       n_down++;   /* tensors are sorted by name: one .op.weight per downsampler */
       last_down = n;
     }

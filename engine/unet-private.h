@@ -60,6 +60,9 @@ struct _EaselUnet {
   gboolean encoder_only;            /* a ControlNet's copy: no up blocks, no output norm and conv */
 };
 
+/* "12.rest" -> 12 and *rest = "rest"; -1 when key does not start with digits and a dot. */
+int easel_unet_take_index (const char *key, const char **rest);
+
 /* Reads the configuration off weights (internal naming; transfer full, freed with the UNet even on
  * failure) and binds them. family and time_id_width stand in for what the tensors cannot tell
  * (hint overrides). encoder_only: only conv_in, the time (and label) embedding, the down blocks

@@ -27,6 +27,8 @@ static const EaselGoldenKind *const kinds[] = {
   &easel_golden_kind_pipeline,
   &easel_golden_kind_lora,
   &easel_golden_kind_canny,
+  &easel_golden_kind_controlnet,
+  &easel_golden_kind_adapter_pipeline,
 };
 
 struct _EaselGolden {
