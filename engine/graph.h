@@ -40,7 +40,8 @@ typedef enum {
   EASEL_OP_COUNT
 } EaselOp;
 
-typedef enum { EASEL_UNARY_SILU, EASEL_UNARY_GELU, EASEL_UNARY_GELU_TANH, EASEL_UNARY_QUICK_GELU } EaselUnary;
+/* RELU: max (x, 0) (T2I-Adapter resnets). */
+typedef enum { EASEL_UNARY_SILU, EASEL_UNARY_GELU, EASEL_UNARY_GELU_TANH, EASEL_UNARY_QUICK_GELU, EASEL_UNARY_RELU } EaselUnary;
 typedef enum { EASEL_BINARY_ADD, EASEL_BINARY_MUL } EaselBinary;
 
 typedef enum {

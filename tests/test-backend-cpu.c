@@ -338,6 +338,24 @@ test_conv2d_ext (void)
   check_conv2d_ext (r, be, 6, 6, 1, 1, 0, 0);     /* plain conv2d */
 }
 
+/* relu: max (x, 0), zeros and negatives included */
+static void
+test_relu (void)
+{
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GError) error = NULL;
+  const float x[6] = { -2.0f, -0.0f, 0.0f, 0.5f, 3.0f, -1e-30f };
+  const float want[6] = { 0.0f, 0.0f, 0.0f, 0.5f, 3.0f, 0.0f };
+  const gint64 s[2] = { 2, 3 };
+  EaselTensor *y = easel_op_unary (g, EASEL_UNARY_RELU, easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, s, x));
+  easel_graph_mark_output (g, y);
+  g_assert_true (easel_backend_compute (be, g, &error));
+  float got[6];
+  g_assert_true (easel_backend_read (be, y, got, &error));
+  assert_close (got, want, 6, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -350,5 +368,6 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-cpu/errors", test_errors);
   g_test_add_func ("/backend-cpu/conv2d-ext", test_conv2d_ext);
+  g_test_add_func ("/backend-cpu/relu", test_relu);
   return g_test_run ();
 }

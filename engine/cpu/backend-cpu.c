@@ -288,6 +288,7 @@ run_node (CpuBackend *cb, EaselTensor *t, GError **error)
     static const EaselCpuUnaryOp map[] = {
       [EASEL_UNARY_SILU] = EASEL_CPU_SILU, [EASEL_UNARY_GELU] = EASEL_CPU_GELU,
       [EASEL_UNARY_GELU_TANH] = EASEL_CPU_GELU_TANH, [EASEL_UNARY_QUICK_GELU] = EASEL_CPU_QUICK_GELU,
+      [EASEL_UNARY_RELU] = EASEL_CPU_RELU,
     };
     easel_cpu_unary_f32 (cb->pool, map[t->ip[0]], ptr (cb, t), ptr (cb, x), easel_tensor_numel (x));
     return TRUE;
