@@ -494,3 +494,17 @@ easel_checkpoint_detection (const EaselCheckpoint *ck)
 {
   return &ck->detection;
 }
+
+char *
+easel_checkpoint_find_prefix (const EaselCheckpoint *ck, const char *suffix)
+{
+  gsize sl = strlen (suffix);
+  for (gsize i = 0; i < easel_checkpoint_n_tensors (ck); i++) {
+    const char *name = easel_checkpoint_tensor (ck, i)->name;
+    gsize nl = strlen (name);
+    if (nl >= sl && strcmp (name + nl - sl, suffix) == 0
+        && (nl == sl || name[nl - sl - 1] == '.' || name[nl - sl - 1] == '/'))
+      return g_strndup (name, nl - sl);
+  }
+  return NULL;
+}

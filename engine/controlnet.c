@@ -111,20 +111,6 @@ original_layout (const EaselCheckpoint *ck, const char *prefix, Original *o)
   return TRUE;
 }
 
-/* The tensor of ck whose name ends in suffix: its prefix (transfer full), or NULL. */
-static char *
-find_prefix (const EaselCheckpoint *ck, const char *suffix)
-{
-  gsize sl = strlen (suffix);
-  for (gsize i = 0; i < easel_checkpoint_n_tensors (ck); i++) {
-    const char *name = easel_checkpoint_tensor (ck, i)->name;
-    gsize nl = strlen (name);
-    if (nl >= sl && strcmp (name + nl - sl, suffix) == 0 && (nl == sl || name[nl - sl - 1] == '.' || name[nl - sl - 1] == '/'))
-      return g_strndup (name, nl - sl);
-  }
-  return NULL;
-}
-
 /* --- binding ----------------------------------------------------------------------------------- */
 
 static const EaselStTensor *
@@ -219,7 +205,7 @@ easel_controlnet_new (const EaselCheckpoint *ck, const EaselJson *hint, EaselFam
   EaselWeights *weights;
   Original o = { 0 };
 
-  if ((prefix = find_prefix (ck, HINT_PREFIX "conv_in.weight")) != NULL) {
+  if ((prefix = easel_checkpoint_find_prefix (ck, HINT_PREFIX "conv_in.weight")) != NULL) {
     if (hint == NULL && easel_checkpoint_format (ck) == EASEL_CHECKPOINT_DIFFUSERS) {
       g_autofree char *component = g_strndup (prefix, strcspn (prefix, "/"));
       g_autofree char *config = g_build_filename (path, component, "config.json", NULL);
@@ -232,7 +218,7 @@ easel_controlnet_new (const EaselCheckpoint *ck, const EaselJson *hint, EaselFam
       hint = own;
     }
     weights = easel_weights_new (ck, prefix, NULL, NULL, error);
-  } else if ((prefix = find_prefix (ck, "input_hint_block.0.weight")) != NULL) {
+  } else if ((prefix = easel_checkpoint_find_prefix (ck, "input_hint_block.0.weight")) != NULL) {
     if (!original_layout (ck, prefix, &o)) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE,
                    "%s: ControlNet: zero_convs, downsamplers and input_hint_block do not make a ControlNet", path);

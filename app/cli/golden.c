@@ -28,6 +28,7 @@ static const EaselGoldenKind *const kinds[] = {
   &easel_golden_kind_lora,
   &easel_golden_kind_canny,
   &easel_golden_kind_controlnet,
+  &easel_golden_kind_t2i_adapter,
   &easel_golden_kind_adapter_pipeline,
 };
 
