@@ -508,3 +508,20 @@ easel_checkpoint_find_prefix (const EaselCheckpoint *ck, const char *suffix)
   }
   return NULL;
 }
+
+gboolean
+easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix, EaselJson **config, GError **error)
+{
+  *config = NULL;
+  if (easel_checkpoint_format (ck) != EASEL_CHECKPOINT_DIFFUSERS)
+    return TRUE;
+  g_autofree char *component = g_strndup (prefix, strcspn (prefix, "/"));
+  g_autofree char *path = g_build_filename (easel_checkpoint_path (ck), component, "config.json", NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
+    g_free (path);
+    path = g_build_filename (easel_checkpoint_path (ck), "config.json", NULL);
+  }
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return TRUE;
+  return (*config = easel_json_parse_file (path, 1 << 20, error)) != NULL;
+}

@@ -206,14 +206,8 @@ easel_controlnet_new (const EaselCheckpoint *ck, const EaselJson *hint, EaselFam
   Original o = { 0 };
 
   if ((prefix = easel_checkpoint_find_prefix (ck, HINT_PREFIX "conv_in.weight")) != NULL) {
-    if (hint == NULL && easel_checkpoint_format (ck) == EASEL_CHECKPOINT_DIFFUSERS) {
-      g_autofree char *component = g_strndup (prefix, strcspn (prefix, "/"));
-      g_autofree char *config = g_build_filename (path, component, "config.json", NULL);
-      if (!g_file_test (config, G_FILE_TEST_IS_REGULAR)) {
-        g_free (config);
-        config = g_build_filename (path, "config.json", NULL);
-      }
-      if (g_file_test (config, G_FILE_TEST_IS_REGULAR) && (own = easel_json_parse_file (config, 1 << 20, error)) == NULL)
+    if (hint == NULL) {
+      if (!easel_checkpoint_part_config (ck, prefix, &own, error))
         return NULL;
       hint = own;
     }

@@ -29,6 +29,7 @@ static const EaselGoldenKind *const kinds[] = {
   &easel_golden_kind_canny,
   &easel_golden_kind_controlnet,
   &easel_golden_kind_t2i_adapter,
+  &easel_golden_kind_ip_adapter,
   &easel_golden_kind_adapter_pipeline,
 };
 
