@@ -498,6 +498,37 @@ easel_checkpoint_detection (const EaselCheckpoint *ck)
   return &ck->detection;
 }
 
+char *
+easel_checkpoint_find_prefix (const EaselCheckpoint *ck, const char *suffix)
+{
+  gsize sl = strlen (suffix);
+  for (gsize i = 0; i < easel_checkpoint_n_tensors (ck); i++) {
+    const char *name = easel_checkpoint_tensor (ck, i)->name;
+    gsize nl = strlen (name);
+    if (nl >= sl && strcmp (name + nl - sl, suffix) == 0
+        && (nl == sl || name[nl - sl - 1] == '.' || name[nl - sl - 1] == '/'))
+      return g_strndup (name, nl - sl);
+  }
+  return NULL;
+}
+
+gboolean
+easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix, EaselJson **config, GError **error)
+{
+  *config = NULL;
+  if (easel_checkpoint_format (ck) != EASEL_CHECKPOINT_DIFFUSERS)
+    return TRUE;
+  g_autofree char *component = g_strndup (prefix, strcspn (prefix, "/"));
+  g_autofree char *path = g_build_filename (easel_checkpoint_path (ck), component, "config.json", NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
+    g_free (path);
+    path = g_build_filename (easel_checkpoint_path (ck), "config.json", NULL);
+  }
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return TRUE;
+  return (*config = easel_json_parse_file (path, 1 << 20, error)) != NULL;
+}
+
 const EaselJson *
 easel_checkpoint_config (const EaselCheckpoint *cck, const char *part)
 {

@@ -16,6 +16,7 @@
 #include "json.h"
 
 #include "family.h"
+#include "json.h"
 #include "safetensors.h"
 
 G_BEGIN_DECLS
@@ -60,6 +61,14 @@ EaselCheckpointFormat easel_checkpoint_format (const EaselCheckpoint *ck);
 gsize                        easel_checkpoint_n_tensors (const EaselCheckpoint *ck);
 const EaselCheckpointTensor *easel_checkpoint_tensor (const EaselCheckpoint *ck, gsize i);
 const EaselCheckpointTensor *easel_checkpoint_find (const EaselCheckpoint *ck, const char *name);
+/* The prefix of the first tensor named prefix + suffix, where the prefix is empty or ends in '.' or
+ * '/' ("control_model." for "control_model.input_hint_block.0.weight"); NULL when none. transfer full. */
+char *easel_checkpoint_find_prefix (const EaselCheckpoint *ck, const char *suffix);
+/* A diffusers folder's config.json for the part whose tensors have prefix ("controlnet/"):
+ * <folder>/<part>/config.json, else <folder>/config.json (a single-part folder). *config is NULL
+ * when ck is a single file or has none; FALSE only when one exists and does not parse. */
+gboolean easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix, EaselJson **config,
+                                       GError **error);
 
 /* Single file: its "__metadata__"; folder: the string members of model_index.json
  * ("_class_name", "_diffusers_version"). In file order. */

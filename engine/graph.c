@@ -3,7 +3,8 @@
  * ip[2]/ip[3] extra bottom rows / right columns; GROUP_NORM ip[0] groups, ip[1] silu,
  * fp[0] eps; GROUP_STATS ip[0] groups; GROUP_NORM_APPLY ip[0] groups, ip[1] silu, src x, gamma, beta,
  * stats; LAYER_NORM fp[0] eps; UNARY ip[0] EaselUnary; BINARY ip[0] EaselBinary; SCALE fp[0];
- * ATTENTION ip[0] heads, ip[1] causal, fp[0] scale; CONCAT ip[0] axis; TIMESTEP_EMBEDDING ip[0] dim. */
+ * ATTENTION ip[0] heads, ip[1] causal, fp[0] scale; CONCAT ip[0] axis; TIMESTEP_EMBEDDING ip[0] dim;
+ * AVG_POOL2D ip[0] kernel (= stride). */
 #include "graph.h"
 
 #include <string.h>
@@ -621,4 +622,17 @@ easel_graph_plan (EaselGraph *g)
   }
   g_array_unref (a.free);
   return a.top;
+}
+
+EaselTensor *
+easel_op_avg_pool2d (EaselGraph *g, EaselTensor *x, int k)
+{
+  if (x->n_dims != 4 || k < 1)
+    return shape_error (g, x, "avg_pool2d", "needs (B, C, H, W) and a kernel >= 1");
+  gint64 shape[4] = { x->shape[0], x->shape[1], (x->shape[2] + k - 1) / k, (x->shape[3] + k - 1) / k };
+  if (!easel_tensor_is_contiguous (x))
+    x = easel_op_contiguous (g, x);
+  EaselTensor *t = new_op (g, EASEL_OP_AVG_POOL2D, 4, shape, x, NULL, NULL);
+  t->ip[0] = k;
+  return t;
 }

@@ -39,10 +39,12 @@ typedef enum {
   EASEL_OP_GET_ROWS,             /* table (V, D), ids I32 (n) -> (n, D) */
   EASEL_OP_GROUP_STATS,          /* x (B, C, *) -> (B, G, 2): each group's [mean, M2] */
   EASEL_OP_GROUP_NORM_APPLY,     /* (B, C, *) normalized with given per-group [mean, rstd] (B, G, 2), affine, optional SiLU */
+  EASEL_OP_AVG_POOL2D,           /* (B, C, H, W) -> (B, C, ceil(H/k), ceil(W/k)): k x k windows, stride k */
   EASEL_OP_COUNT
 } EaselOp;
 
-typedef enum { EASEL_UNARY_SILU, EASEL_UNARY_GELU, EASEL_UNARY_GELU_TANH, EASEL_UNARY_QUICK_GELU } EaselUnary;
+/* RELU: max (x, 0) (T2I-Adapter resnets). */
+typedef enum { EASEL_UNARY_SILU, EASEL_UNARY_GELU, EASEL_UNARY_GELU_TANH, EASEL_UNARY_QUICK_GELU, EASEL_UNARY_RELU } EaselUnary;
 typedef enum { EASEL_BINARY_ADD, EASEL_BINARY_MUL } EaselBinary;
 
 typedef enum {
@@ -132,6 +134,9 @@ EaselTensor *easel_op_upsample_nearest (EaselGraph *g, EaselTensor *x, gint64 ou
 EaselTensor *easel_op_concat (EaselGraph *g, EaselTensor *a, EaselTensor *b, int axis);
 EaselTensor *easel_op_timestep_embedding (EaselGraph *g, EaselTensor *t, int dim);
 EaselTensor *easel_op_get_rows (EaselGraph *g, EaselTensor *table, EaselTensor *ids);
+/* torch AvgPool2d (kernel_size=k, stride=k, ceil_mode=True): x (B, C, H, W) -> (B, C, ceil(H/k),
+ * ceil(W/k)); a window cut by the bottom or right edge averages the elements it covers. */
+EaselTensor *easel_op_avg_pool2d (EaselGraph *g, EaselTensor *x, int k);
 
 /* Shorthands used throughout the model code. */
 #define easel_op_add(g, a, b)  easel_op_binary ((g), EASEL_BINARY_ADD, (a), (b))

@@ -28,9 +28,8 @@
 
 /* --- renaming ---------------------------------------------------------------------------------- */
 
-/* "12.rest" -> 12 and *rest = "rest"; -1 when key does not start with digits and a dot. */
-static int
-take_index (const char *key, const char **rest)
+int
+easel_unet_take_index (const char *key, const char **rest)
 {
   char *end;
   if (!g_ascii_isdigit (key[0]))
@@ -90,7 +89,7 @@ easel_unet_rename_original (const char *key, int n_res)
     return NULL;
 
   if (g_str_has_prefix (key, "input_blocks.")) {
-    if ((n = take_index (key + strlen ("input_blocks."), &rest)) < 1 || (k = take_index (rest, &inner)) < 0)
+    if ((n = easel_unet_take_index (key + strlen ("input_blocks."), &rest)) < 1 || (k = easel_unet_take_index (rest, &inner)) < 0)
       return NULL;
     int l = (n - 1) / (n_res + 1), r = (n - 1) % (n_res + 1);
     g_autofree char *block = g_strdup_printf ("down_blocks.%d", l);
@@ -101,14 +100,14 @@ easel_unet_rename_original (const char *key, int n_res)
     return k == 1 ? g_strdup_printf ("%s.attentions.%d.%s", block, r, inner) : NULL;
   }
   if (g_str_has_prefix (key, "middle_block.")) {
-    if ((k = take_index (key + strlen ("middle_block."), &inner)) < 0 || k > 2)
+    if ((k = easel_unet_take_index (key + strlen ("middle_block."), &inner)) < 0 || k > 2)
       return NULL;
     if (is_resnet_key (inner))
       return resnet_name ("mid_block", k == 0 ? 0 : 1, inner);
     return k == 1 ? g_strdup_printf ("mid_block.attentions.0.%s", inner) : NULL;
   }
   if (g_str_has_prefix (key, "output_blocks.")) {
-    if ((n = take_index (key + strlen ("output_blocks."), &rest)) < 0 || (k = take_index (rest, &inner)) < 0)
+    if ((n = easel_unet_take_index (key + strlen ("output_blocks."), &rest)) < 0 || (k = easel_unet_take_index (rest, &inner)) < 0)
       return NULL;
     g_autofree char *block = g_strdup_printf ("up_blocks.%d", n / (n_res + 1));
     int j = n % (n_res + 1);
@@ -141,10 +140,10 @@ original_n_res (const EaselCheckpoint *ck, const char *prefix)
     if (strncmp (name, prefix, plen) != 0)
       continue;
     name += plen;
-    if (g_str_has_prefix (name, "output_blocks.") && (n = take_index (name + strlen ("output_blocks."), &rest)) >= 0)
+    if (g_str_has_prefix (name, "output_blocks.") && (n = easel_unet_take_index (name + strlen ("output_blocks."), &rest)) >= 0)
       max_out = MAX (max_out, n);
-    if (g_str_has_prefix (name, "input_blocks.") && (n = take_index (name + strlen ("input_blocks."), &rest)) >= 0
-        && take_index (rest, &inner) == 0 && g_str_has_prefix (inner, "op.weight") && n != last_down) {
+    if (g_str_has_prefix (name, "input_blocks.") && (n = easel_unet_take_index (name + strlen ("input_blocks."), &rest)) >= 0
+        && easel_unet_take_index (rest, &inner) == 0 && g_str_has_prefix (inner, "op.weight") && n != last_down) {
       n_down++;   /* tensors are sorted by name: one .op.weight per downsampler */
       last_down = n;
     }
@@ -494,7 +493,7 @@ read_heads (Loader *ld, const EaselJson *hint, EaselFamily family)
 }
 
 static gboolean
-read_config (Loader *ld, const EaselDetection *det, const EaselJson *hint)
+read_config (Loader *ld, EaselFamily family, gint64 time_id_width, const EaselJson *hint)
 {
   EaselUnet *u = ld->u;
   EaselUnetConfig *cfg = &u->cfg;
@@ -568,20 +567,20 @@ read_config (Loader *ld, const EaselDetection *det, const EaselJson *hint)
     if (!bind (ld, &u->add1_w, FALSE, "add_embedding.linear_1.weight", 2, cfg->time_embed_dim, -1, 0, 0))
       return FALSE;
     cfg->adm_in = u->add1_w.shape[1];
-    cfg->time_id_width = easel_json_get_int (hint, "addition_time_embed_dim", det->time_id_width);
+    cfg->time_id_width = easel_json_get_int (hint, "addition_time_embed_dim", time_id_width);
     if (cfg->time_id_width < 0 || cfg->time_id_width % 2 != 0 || cfg->time_id_width >= cfg->adm_in)
       cfg->time_id_width = 0;   /* then from the inputs */
   }
 
-  const EaselStTensor *out = easel_weights_get (u->weights, "conv_out.weight");
+  const EaselStTensor *out = u->encoder_only ? NULL : easel_weights_get (u->weights, "conv_out.weight");
   cfg->out_channels = out && out->n_dims == 4 ? out->shape[0] : 0;
   cfg->groups = (int) easel_json_get_int (hint, "norm_num_groups", 32);
   cfg->norm_eps = (float) easel_json_get_double (hint, "norm_eps", 1e-5);
-  if (cfg->groups < 1 || cfg->out_channels < 1 || !(cfg->norm_eps > 0)) {
+  if (cfg->groups < 1 || (cfg->out_channels < 1 && !u->encoder_only) || !(cfg->norm_eps > 0)) {
     g_set_error (ld->error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE, "%s: UNet: bad conv_out or norm settings", ld->path);
     return FALSE;
   }
-  return read_heads (ld, hint, det->family);
+  return read_heads (ld, hint, family);
 }
 
 /* Binds every weight, walking the network in the order forward runs it. */
@@ -630,6 +629,8 @@ bind_all (Loader *ld)
       || (cfg->mid_depth > 0 && (u->mid_attn = bind_transformer (ld, "mid_block.attentions.0.", ch, cfg->mid_heads)) == NULL)
       || !bind_res (ld, &u->mid_res[1], "mid_block.resnets.1.", ch, ch, T))
     return FALSE;
+  if (u->encoder_only)
+    return TRUE;
   for (int l = cfg->n_levels - 1; l >= 0; l--) {
     EaselUnetLevel *lv = &u->up[l];
     int ui = cfg->n_levels - 1 - l;
@@ -658,38 +659,50 @@ bind_all (Loader *ld)
 }
 
 EaselUnet *
+easel_unet_new_part (EaselWeights *weights, const char *path, EaselFamily family, gint64 time_id_width,
+                     const EaselJson *hint, gboolean encoder_only, GError **error)
+{
+  g_autoptr(EaselUnet) u = g_new0 (EaselUnet, 1);
+  Loader ld = { u, path, error, FALSE };
+
+  u->owned = g_ptr_array_new_with_free_func (g_free);
+  u->targets = g_ptr_array_new_with_free_func (easel_patch_target_free);
+  u->weights = weights;
+  u->encoder_only = encoder_only;
+  if (!read_config (&ld, family, time_id_width, hint) || !bind_all (&ld))
+    return NULL;
+  snapshot_targets (u);
+  return g_steal_pointer (&u);
+}
+
+EaselUnet *
 easel_unet_new (const EaselCheckpoint *ck, const EaselJson *hint, GError **error)
 {
   const EaselDetection *det = easel_checkpoint_detection (ck);
-  g_autoptr(EaselUnet) u = NULL;
-  Loader ld = { NULL, easel_checkpoint_path (ck), error };
+  const char *path = easel_checkpoint_path (ck);
+  EaselWeights *weights;
 
   if (det->unet_naming == EASEL_NAMING_NONE) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no UNet weights found", ld.path);
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no UNet weights found", path);
     return NULL;
   }
   /* a diffusers folder or a make-model file carries its own config: the hint unless the caller gives one */
   if (hint == NULL)
     hint = easel_checkpoint_config (ck, "unet");
-  u = g_new0 (EaselUnet, 1);
-  u->owned = g_ptr_array_new_with_free_func (g_free);
-  u->targets = g_ptr_array_new_with_free_func (easel_patch_target_free);
-  ld.u = u;
   if (det->unet_naming == EASEL_NAMING_ORIGINAL) {
     int n_res = original_n_res (ck, det->unet_prefix);
     if (n_res == 0) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE,
-                   "%s: UNet: output_blocks do not split into levels of resnets", ld.path);
+                   "%s: UNet: output_blocks do not split into levels of resnets", path);
       return NULL;
     }
-    u->weights = easel_weights_new (ck, det->unet_prefix, rename_original, GINT_TO_POINTER (n_res), error);
+    weights = easel_weights_new (ck, det->unet_prefix, rename_original, GINT_TO_POINTER (n_res), error);
   } else {
-    u->weights = easel_weights_new (ck, det->unet_prefix, NULL, NULL, error);
+    weights = easel_weights_new (ck, det->unet_prefix, NULL, NULL, error);
   }
-  if (u->weights == NULL || !read_config (&ld, det, hint) || !bind_all (&ld))
+  if (weights == NULL)
     return NULL;
-  snapshot_targets (u);
-  return g_steal_pointer (&u);
+  return easel_unet_new_part (weights, path, det->family, det->time_id_width, hint, FALSE, error);
 }
 
 void

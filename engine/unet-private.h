@@ -59,6 +59,29 @@ struct _EaselUnet {
   EaselUnetLevel up[EASEL_UNET_MAX_LEVELS];    /* by level (up[0] is the last to run) */
   EaselUnetRes mid_res[2];
   EaselUnetTransformer *mid_attn;
+  gboolean encoder_only;            /* a ControlNet's copy: no up blocks, no output norm and conv */
 };
+
+/* "12.rest" -> 12 and *rest = "rest"; -1 when key does not start with digits and a dot. */
+int easel_unet_take_index (const char *key, const char **rest);
+
+/* Reads the configuration off weights (internal naming; transfer full, freed with the UNet even on
+ * failure) and binds them. family and time_id_width stand in for what the tensors cannot tell
+ * (hint overrides). encoder_only: only conv_in, the time (and label) embedding, the down blocks
+ * and the middle block, as a ControlNet has them; cfg.out_channels is then 0. path names the file
+ * in errors. */
+EaselUnet *easel_unet_new_part (EaselWeights *weights, const char *path, EaselFamily family, gint64 time_id_width,
+                                const EaselJson *hint, gboolean encoder_only, GError **error);
+
+/* The first half of easel_unet_build: time embedding, conv_in (+ conv_in_add, a ControlNet's hint
+ * embedding (B, C0, H, W), when not NULL), the down blocks (with extras' T2I additions) and the
+ * middle block. skips receives the easel_unet_n_skips() skip connections (caller's array, as made,
+ * before extras' down residuals); returns the middle block's output (B, C, h, w), before extras'
+ * mid residual. extras (only the down-block additions and the cross-attention hook are used here)
+ * and inter may be NULL. */
+EaselTensor *easel_unet_build_encoder (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor *timestep,
+                                       EaselTensor *context, EaselTensor *pooled, EaselTensor *time_ids,
+                                       EaselTensor *conv_in_add, const EaselUnetExtras *extras,
+                                       EaselUnetIntermediates *inter, EaselTensor **skips);
 
 G_END_DECLS

@@ -133,24 +133,25 @@ mark (EaselGraph *g, EaselTensor *t)
     easel_graph_mark_output (g, t);
 }
 
-EaselTensor *
-easel_unet_build (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor *timestep, EaselTensor *context,
-                  EaselTensor *pooled, EaselTensor *time_ids, const EaselUnetExtras *extras,
-                  EaselUnetIntermediates *inter)
+/* Time embedding, conv_in (+ conv_in_add), down blocks and middle block; fills c->emb, skips and
+ * *n_skips. */
+static EaselTensor *
+encode (Ctx *c, EaselTensor *sample, EaselTensor *timestep, EaselTensor *pooled, EaselTensor *time_ids,
+        EaselTensor *conv_in_add, EaselUnetIntermediates *inter, EaselTensor **skips, int *n_skips)
 {
+  EaselUnet *u = c->u;
+  EaselGraph *g = c->g;
   const EaselUnetConfig *cfg = &u->cfg;
-  Ctx c = { u, g, NULL, context, extras, 0 };
-  EaselTensor *skips[1 + EASEL_UNET_MAX_LEVELS * 65];
-  int n_skips = 0;
-  EaselUnetIntermediates local;
+  const EaselUnetExtras *extras = c->extras;
+  EaselTensor *context = c->context;
 
-  if (inter == NULL)
-    inter = &local;
-  memset (inter, 0, sizeof *inter);
-  g_return_val_if_fail (sample && timestep && context, NULL);
+  *n_skips = 0;
   if (sample->n_dims != 4 || timestep->n_dims != 1 || timestep->shape[0] != sample->shape[0] || context->n_dims != 3
       || context->shape[0] != sample->shape[0])
     return easel_graph_fail (g, sample, "UNet: needs sample (B, C, H, W), timestep (B) and context (B, L, ctx)");
+  if (extras && extras->n_down_block_additions > cfg->n_levels)
+    return easel_graph_fail (g, sample, "UNet: %d down-block additions for %d levels", extras->n_down_block_additions,
+                             cfg->n_levels);
 
   /* time embedding (+ SDXL's pooled text and time ids) */
   inter->time_proj = easel_op_timestep_embedding (g, timestep, (int) cfg->time_proj_dim);
@@ -170,24 +171,92 @@ easel_unet_build (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor 
     inter->add_embedding = mlp (g, add, &u->add1_w, &u->add1_b, &u->add2_w, &u->add2_b);
     temb = easel_op_add (g, temb, inter->add_embedding);
   }
-  c.emb = easel_op_silu (g, temb);
+  c->emb = easel_op_silu (g, temb);
 
   /* down */
   EaselTensor *h = easel_op_conv2d (g, sample, W (g, &u->conv_in_w), W (g, &u->conv_in_b), 1, 1);
-  skips[n_skips++] = h;
+  if (conv_in_add)
+    h = easel_op_add (g, h, conv_in_add);
+  skips[(*n_skips)++] = h;
   for (int l = 0; l < cfg->n_levels; l++) {
     const EaselUnetLevel *lv = &u->down[l];
+    /* T2I-Adapter (diffusers' down_intrablock_additional_residuals): a level with attention adds
+     * its feature after its last layer, before the downsampler; one without, after the whole
+     * block. Either way the last skip pushed contains it. */
+    EaselTensor *add = extras && l < extras->n_down_block_additions ? extras->down_block_additions[l] : NULL;
+    gboolean attends = lv->attn[0] != NULL;
     for (int r = 0; r < cfg->n_res; r++) {
-      h = resnet (&c, &lv->res[r], h);
+      h = resnet (c, &lv->res[r], h);
       if (lv->attn[r])
-        h = transformer (&c, lv->attn[r], h);
-      skips[n_skips++] = h;
+        h = transformer (c, lv->attn[r], h);
+      if (add && attends && r == cfg->n_res - 1)
+        h = easel_op_add (g, h, add);
+      skips[(*n_skips)++] = h;
     }
     if (lv->sample_w.data) {
       h = easel_op_conv2d (g, h, W (g, &lv->sample_w), W (g, &lv->sample_b), 2, 1);
-      skips[n_skips++] = h;
+      skips[(*n_skips)++] = h;
+    }
+    if (add && !attends) {
+      h = easel_op_add (g, h, add);
+      skips[*n_skips - 1] = h;
     }
   }
+
+  /* middle */
+  h = resnet (c, &u->mid_res[0], h);
+  if (u->mid_attn)
+    h = transformer (c, u->mid_attn, h);
+  return resnet (c, &u->mid_res[1], h);
+}
+
+static void
+mark_intermediates (EaselGraph *g, const EaselUnetIntermediates *inter)
+{
+  mark (g, inter->time_proj);
+  mark (g, inter->time_embedding);
+  mark (g, inter->add_time_proj);
+  mark (g, inter->add_embedding);
+}
+
+EaselTensor *
+easel_unet_build_encoder (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor *timestep,
+                          EaselTensor *context, EaselTensor *pooled, EaselTensor *time_ids, EaselTensor *conv_in_add,
+                          const EaselUnetExtras *extras, EaselUnetIntermediates *inter, EaselTensor **skips)
+{
+  Ctx c = { u, g, NULL, context, extras, 0 };
+  EaselUnetIntermediates local;
+  int n_skips;
+
+  g_return_val_if_fail (sample && timestep && context, NULL);
+  memset (&local, 0, sizeof local);
+  EaselTensor *h = encode (&c, sample, timestep, pooled, time_ids, conv_in_add, inter ? inter : &local, skips, &n_skips);
+  if (inter)
+    mark_intermediates (g, inter);
+  return h;
+}
+
+EaselTensor *
+easel_unet_build (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor *timestep, EaselTensor *context,
+                  EaselTensor *pooled, EaselTensor *time_ids, const EaselUnetExtras *extras,
+                  EaselUnetIntermediates *inter)
+{
+  const EaselUnetConfig *cfg = &u->cfg;
+  Ctx c = { u, g, NULL, context, extras, 0 };
+  EaselTensor *skips[1 + EASEL_UNET_MAX_LEVELS * 65];
+  int n_skips = 0;
+  EaselUnetIntermediates local;
+
+  if (inter == NULL)
+    inter = &local;
+  memset (inter, 0, sizeof *inter);
+  g_return_val_if_fail (sample && timestep && context, NULL);
+  if (u->encoder_only)
+    return easel_graph_fail (g, sample, "UNet: a ControlNet's encoder has no up blocks");
+
+  EaselTensor *h = encode (&c, sample, timestep, pooled, time_ids, NULL, inter, skips, &n_skips);
+  if (easel_graph_error (g))
+    return h;
   if (extras && extras->n_down_residuals > 0) {
     if (extras->n_down_residuals != n_skips)
       return easel_graph_fail (g, sample, "UNet: %d down residuals for %d skip connections", extras->n_down_residuals,
@@ -195,12 +264,6 @@ easel_unet_build (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor 
     for (int i = 0; i < n_skips; i++)
       skips[i] = easel_op_add (g, skips[i], extras->down_residuals[i]);
   }
-
-  /* middle */
-  h = resnet (&c, &u->mid_res[0], h);
-  if (u->mid_attn)
-    h = transformer (&c, u->mid_attn, h);
-  h = resnet (&c, &u->mid_res[1], h);
   if (extras && extras->mid_residual)
     h = easel_op_add (g, h, extras->mid_residual);
 
@@ -222,12 +285,8 @@ easel_unet_build (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor 
 
   h = easel_op_group_norm (g, h, W (g, &u->norm_out_w), W (g, &u->norm_out_b), cfg->groups, cfg->norm_eps, TRUE);
   h = easel_op_conv2d (g, h, W (g, &u->conv_out_w), W (g, &u->conv_out_b), 1, 1);
-  if (inter != &local) {
-    mark (g, inter->time_proj);
-    mark (g, inter->time_embedding);
-    mark (g, inter->add_time_proj);
-    mark (g, inter->add_embedding);
-  }
+  if (inter != &local)
+    mark_intermediates (g, inter);
   return h;
 }
 

@@ -70,6 +70,12 @@ typedef struct {
   EaselTensor **down_residuals;
   int n_down_residuals;
   EaselTensor *mid_residual;                 /* added to the middle block's output */
+  /* T2I-Adapter features, one per down level from the first (n_down_block_additions <= levels),
+   * each (B, C, h, w) of that level's output: added after the level's last resnet/transformer and
+   * before its downsampler (levels without attention: after the downsampler, as diffusers adds
+   * down_intrablock_additional_residuals); the skip connection pushed there contains it. */
+  EaselTensor **down_block_additions;
+  int n_down_block_additions;
   /* Called in every cross-attention (index counts transformer blocks in execution order) with
    * the normalized hidden states' query q (B, HW, C) and heads; a tensor (B, HW, C) returned is
    * added to the attention output before to_out (IP-Adapter's decoupled attention). */

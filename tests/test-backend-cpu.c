@@ -429,6 +429,54 @@ test_group_norm_halves (void)
   g_assert_nonnull (easel_graph_error (bad));
 }
 
+/* relu: max (x, 0), zeros and negatives included */
+static void
+test_relu (void)
+{
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GError) error = NULL;
+  const float x[6] = { -2.0f, -0.0f, 0.0f, 0.5f, 3.0f, -1e-30f };
+  const float want[6] = { 0.0f, 0.0f, 0.0f, 0.5f, 3.0f, 0.0f };
+  const gint64 s[2] = { 2, 3 };
+  EaselTensor *y = easel_op_unary (g, EASEL_UNARY_RELU, easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, s, x));
+  easel_graph_mark_output (g, y);
+  g_assert_true (easel_backend_compute (be, g, &error));
+  float got[6];
+  g_assert_true (easel_backend_read (be, y, got, &error));
+  assert_close (got, want, 6, 0);
+}
+
+/* avg_pool2d k = 2 on 3 x 5 (ceil mode: the last row and column are windows of 2 or 1) against sums written out */
+static void
+test_avg_pool2d (void)
+{
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GError) error = NULL;
+  float x[2 * 15];
+  for (int i = 0; i < 30; i++)
+    x[i] = (float) i;   /* channel c, row a, column b: 15 c + 5 a + b */
+  const gint64 s[4] = { 1, 2, 3, 5 };
+  EaselTensor *y = easel_op_avg_pool2d (g, easel_graph_input (g, "x", EASEL_DTYPE_F32, 4, s, x), 2);
+  easel_graph_mark_output (g, y);
+  g_assert_cmpint (y->shape[2], ==, 2);
+  g_assert_cmpint (y->shape[3], ==, 3);
+  g_assert_true (easel_backend_compute (be, g, &error));
+  float got[12], want[12];
+  for (int c = 0; c < 2; c++) {
+    float o = 15.0f * c;
+    want[c * 6 + 0] = o + (0 + 1 + 5 + 6) / 4.0f;
+    want[c * 6 + 1] = o + (2 + 3 + 7 + 8) / 4.0f;
+    want[c * 6 + 2] = o + (4 + 9) / 2.0f;
+    want[c * 6 + 3] = o + (10 + 11) / 2.0f;
+    want[c * 6 + 4] = o + (12 + 13) / 2.0f;
+    want[c * 6 + 5] = o + 14;
+  }
+  g_assert_true (easel_backend_read (be, y, got, &error));
+  assert_close (got, want, 12, 1e-6);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -442,5 +490,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/errors", test_errors);
   g_test_add_func ("/backend-cpu/conv2d-ext", test_conv2d_ext);
   g_test_add_func ("/backend-cpu/group-norm-halves", test_group_norm_halves);
+  g_test_add_func ("/backend-cpu/relu", test_relu);
+  g_test_add_func ("/backend-cpu/avg-pool2d", test_avg_pool2d);
   return g_test_run ();
 }

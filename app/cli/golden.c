@@ -26,6 +26,11 @@ static const EaselGoldenKind *const kinds[] = {
   &easel_golden_kind_vae,
   &easel_golden_kind_pipeline,
   &easel_golden_kind_lora,
+  &easel_golden_kind_canny,
+  &easel_golden_kind_controlnet,
+  &easel_golden_kind_t2i_adapter,
+  &easel_golden_kind_ip_adapter,
+  &easel_golden_kind_adapter_pipeline,
 };
 
 struct _EaselGolden {

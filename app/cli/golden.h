@@ -90,6 +90,11 @@ extern const EaselGoldenKind easel_golden_kind_unet;
 extern const EaselGoldenKind easel_golden_kind_vae;
 extern const EaselGoldenKind easel_golden_kind_pipeline;
 extern const EaselGoldenKind easel_golden_kind_lora;
+extern const EaselGoldenKind easel_golden_kind_canny;
+extern const EaselGoldenKind easel_golden_kind_controlnet;
+extern const EaselGoldenKind easel_golden_kind_t2i_adapter;
+extern const EaselGoldenKind easel_golden_kind_ip_adapter;
+extern const EaselGoldenKind easel_golden_kind_adapter_pipeline;
 
 /* Runs check-golden; returns the process exit status. */
 int easel_cli_check_golden (int argc, char **argv);

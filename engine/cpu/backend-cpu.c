@@ -246,6 +246,27 @@ scale (CpuBackend *cb, EaselTensor *t)
     y[i] = x[i] * s;
 }
 
+/* y (B, C, Ho, Wo) = mean of x's k x k window at (k·i, k·j), clipped to x (torch ceil_mode). */
+static void
+avg_pool2d (CpuBackend *cb, EaselTensor *t)
+{
+  const EaselTensor *x = t->src[0];
+  const float *xp = ptr (cb, t->src[0]);
+  float *y = ptr (cb, t);
+  gint64 BC = x->shape[0] * x->shape[1], H = x->shape[2], Wd = x->shape[3], Ho = t->shape[2], Wo = t->shape[3];
+  int k = t->ip[0];
+  for (gint64 p = 0; p < BC; p++)
+    for (gint64 i = 0; i < Ho; i++)
+      for (gint64 j = 0; j < Wo; j++) {
+        gint64 h1 = MIN (i * k + k, H), w1 = MIN (j * k + k, Wd);
+        float sum = 0.0f;
+        for (gint64 a = i * k; a < h1; a++)
+          for (gint64 b = j * k; b < w1; b++)
+            sum += xp[(p * H + a) * Wd + b];
+        y[(p * Ho + i) * Wo + j] = sum / (float) ((h1 - i * k) * (w1 - j * k));
+      }
+}
+
 static gboolean
 run_node (CpuBackend *cb, EaselTensor *t, GError **error)
 {
@@ -300,6 +321,7 @@ run_node (CpuBackend *cb, EaselTensor *t, GError **error)
     static const EaselCpuUnaryOp map[] = {
       [EASEL_UNARY_SILU] = EASEL_CPU_SILU, [EASEL_UNARY_GELU] = EASEL_CPU_GELU,
       [EASEL_UNARY_GELU_TANH] = EASEL_CPU_GELU_TANH, [EASEL_UNARY_QUICK_GELU] = EASEL_CPU_QUICK_GELU,
+      [EASEL_UNARY_RELU] = EASEL_CPU_RELU,
     };
     easel_cpu_unary_f32 (cb->pool, map[t->ip[0]], ptr (cb, t), ptr (cb, x), easel_tensor_numel (x));
     return TRUE;
@@ -341,6 +363,9 @@ run_node (CpuBackend *cb, EaselTensor *t, GError **error)
     return TRUE;
   case EASEL_OP_GET_ROWS:
     get_rows (cb, t);
+    return TRUE;
+  case EASEL_OP_AVG_POOL2D:
+    avg_pool2d (cb, t);
     return TRUE;
   case EASEL_OP_COUNT:
   default:

@@ -46,6 +46,11 @@ unary_span (EaselCpuUnaryOp op, float *y, const float *x, gint64 n)
     for (gint64 i = 0; i < n; i++)
       y[i] = x[i] * easel_vsigmoid (1.702f * x[i]);
     break;
+  case EASEL_CPU_RELU:
+    EASEL_CPU_VECTOR
+    for (gint64 i = 0; i < n; i++)
+      y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    break;
   default:
     g_assert_not_reached ();
   }
@@ -63,7 +68,7 @@ easel_cpu_unary_f32 (EaselCpuPool *pool, EaselCpuUnaryOp op, float *y, const flo
 {
   g_return_if_fail (pool && y && x && n >= 0);
   g_return_if_fail (op == EASEL_CPU_SILU || op == EASEL_CPU_GELU || op == EASEL_CPU_GELU_TANH
-                    || op == EASEL_CPU_QUICK_GELU);
+                    || op == EASEL_CPU_QUICK_GELU || op == EASEL_CPU_RELU);
   UnaryJob j = { op, y, x, 0 };
   easel_cpu_pool_run (pool, n, MIN_ELEMS, unary_range, &j);
 }

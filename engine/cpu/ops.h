@@ -91,6 +91,7 @@ typedef enum {
   EASEL_CPU_GELU,         /* 0.5 x (1 + erf (x / sqrt 2)), torch's default */
   EASEL_CPU_GELU_TANH,    /* gelu (approximate='tanh') */
   EASEL_CPU_QUICK_GELU,   /* x · sigmoid (1.702 x), CLIP's quick_gelu */
+  EASEL_CPU_RELU,         /* max (x, 0) */
 } EaselCpuUnaryOp;
 
 /* y, x (n) */
