@@ -11,7 +11,6 @@
 struct _EaselHistoryView {
   AdwBin parent_instance;
 
-  GtkStack *stack;
   GtkGridView *grid;
   AdwStatusPage *empty_page;
 
@@ -34,7 +33,8 @@ easel_history_view_get_model (EaselHistoryView *self)
 static void
 update_page (EaselHistoryView *self)
 {
-  gtk_stack_set_visible_child_name (self->stack,
+  /* the bin's child; not a bound template child, or AdwBin and the template would both unparent it */
+  gtk_stack_set_visible_child_name (GTK_STACK (adw_bin_get_child (ADW_BIN (self))),
                                     g_list_model_get_n_items (G_LIST_MODEL (self->items)) ? "grid" : "empty");
 }
 
@@ -172,7 +172,6 @@ easel_history_view_class_init (EaselHistoryViewClass *klass)
                                      G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_POINTER);
 
   gtk_widget_class_set_template_from_resource (widget_class, "/org/easel/Easel/ui/easel-history-view.ui");
-  gtk_widget_class_bind_template_child (widget_class, EaselHistoryView, stack);
   gtk_widget_class_bind_template_child (widget_class, EaselHistoryView, grid);
   gtk_widget_class_bind_template_child (widget_class, EaselHistoryView, empty_page);
   gtk_widget_class_bind_template_callback (widget_class, on_grid_activate);

@@ -176,12 +176,27 @@ set_checked (GSettings *settings, const char *key, GVariant *value, const char *
   g_variant_unref (value);
 }
 
+/* A second GSettings on the same schema, backend and path, in delay-apply mode: one change
+ * notification for a whole restore, without putting the caller's object in delay mode for good. */
+static GSettings *
+delayed_twin (GSettings *settings)
+{
+  g_autoptr(GSettingsSchema) schema = NULL;
+  GSettingsBackend *backend = NULL;   /* no autoptr without gsettingsbackend.h */
+  g_autofree char *path = NULL;
+  g_object_get (settings, "settings-schema", &schema, "backend", &backend, "path", &path, NULL);
+  GSettings *twin = g_settings_new_full (schema, backend, path);
+  g_object_unref (backend);
+  g_settings_delay (twin);
+  return twin;
+}
+
 guint
-easel_job_settings_apply_parameters (GSettings *settings, const EaselParameters *p, char **skipped_out)
+easel_job_settings_apply_parameters (GSettings *caller_settings, const EaselParameters *p, char **skipped_out)
 {
   g_autoptr(GPtrArray) skipped = g_ptr_array_new ();
+  g_autoptr(GSettings) settings = delayed_twin (caller_settings);
 
-  g_settings_delay (settings);   /* one change notification for the whole restore */
   g_settings_set_string (settings, "prompt", p->prompt);
   g_settings_set_string (settings, "negative-prompt", p->negative);
   if (p->steps >= 0)

@@ -187,24 +187,39 @@ select_model_path (EaselPromptPanel *self, const char *path)
   }
 }
 
+/* Among the forms of one model with the same name, A1111 would have loaded the .safetensors. */
+static int
+form_rank (const char *item_name)
+{
+  if (g_str_has_suffix (item_name, ".safetensors"))
+    return 0;
+  if (g_str_has_suffix (item_name, ".ckpt"))
+    return 1;
+  return 2;
+}
+
 gboolean
 easel_prompt_panel_select_model_by_name (EaselPromptPanel *self, const char *name)
 {
   g_return_val_if_fail (EASEL_IS_PROMPT_PANEL (self), FALSE);
   if (self->models == NULL || name == NULL)
     return FALSE;
-  guint n = g_list_model_get_n_items (self->models);
+  guint n = g_list_model_get_n_items (self->models), best = GTK_INVALID_LIST_POSITION;
+  int best_rank = G_MAXINT;
   for (guint i = 0; i < n; i++) {
     g_autoptr(EaselModelItem) item = g_list_model_get_item (self->models, i);
     const char *item_name = easel_model_item_get_name (item);
     const char *dot = strrchr (item_name, '.');
     gsize len = dot && dot != item_name ? (gsize) (dot - item_name) : strlen (item_name);
-    if (strlen (name) == len && strncmp (item_name, name, len) == 0) {
-      adw_combo_row_set_selected (self->model_row, i);
-      return TRUE;
+    if (strlen (name) == len && strncmp (item_name, name, len) == 0 && form_rank (item_name) < best_rank) {
+      best = i;
+      best_rank = form_rank (item_name);
     }
   }
-  return FALSE;
+  if (best == GTK_INVALID_LIST_POSITION)
+    return FALSE;
+  adw_combo_row_set_selected (self->model_row, best);
+  return TRUE;
 }
 
 static void

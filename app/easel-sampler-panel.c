@@ -164,10 +164,8 @@ swap_size_action (GtkWidget *widget, const char *action_name, GVariant *param)
   if (self->settings == NULL)
     return;
   int w = g_settings_get_int (self->settings, "width"), h = g_settings_get_int (self->settings, "height");
-  g_settings_delay (self->settings);
   g_settings_set_int (self->settings, "width", h);
   g_settings_set_int (self->settings, "height", w);
-  g_settings_apply (self->settings);
 }
 
 static void

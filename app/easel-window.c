@@ -324,14 +324,11 @@ on_size_changed (GSettings *settings, const char *key, EaselWindow *self)
 
 /* ---- GObject -------------------------------------------------------------------------------- */
 
+/* Connects the window to the application's settings and worker ("application" is not a
+ * construct property, so this runs after g_object_new, not in constructed). */
 static void
-easel_window_constructed (GObject *object)
+easel_window_setup (EaselWindow *self, EaselApplication *app)
 {
-  EaselWindow *self = EASEL_WINDOW (object);
-  EaselApplication *app = EASEL_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
-
-  G_OBJECT_CLASS (easel_window_parent_class)->constructed (object);
-
   self->settings = g_object_ref (easel_application_get_settings (app));
   self->worker = g_object_ref (easel_application_get_worker (app));
 
@@ -400,7 +397,6 @@ easel_window_class_init (EaselWindowClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
-  object_class->constructed = easel_window_constructed;
   object_class->dispose = easel_window_dispose;
   object_class->finalize = easel_window_finalize;
 
@@ -414,6 +410,7 @@ easel_window_class_init (EaselWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, generate_stack);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, view_stack);
+
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, prompt_panel);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, sampler_panel);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, canvas);
@@ -443,5 +440,7 @@ easel_window_init (EaselWindow *self)
 EaselWindow *
 easel_window_new (EaselApplication *app)
 {
-  return g_object_new (EASEL_TYPE_WINDOW, "application", app, NULL);
+  EaselWindow *self = g_object_new (EASEL_TYPE_WINDOW, "application", app, NULL);
+  easel_window_setup (self, app);
+  return self;
 }

@@ -246,6 +246,11 @@ worker_thread (gpointer data)
 {
   EaselWorker *self = data;   /* not a reference: dispose joins this thread before finalizing */
   Job *job;
+  /* A context of this thread's own: without it g_main_context_invoke_full would see the main
+   * context as this thread's default and, whenever the main thread is not iterating, acquire it
+   * and run the callback right here, on the engine thread. */
+  GMainContext *own = g_main_context_new ();
+  g_main_context_push_thread_default (own);
 
   while ((job = g_async_queue_pop (self->jobs)) != &quit_job) {
     run_job (self, job);
@@ -255,6 +260,8 @@ worker_thread (gpointer data)
   }
   g_clear_pointer (&self->model, easel_model_unref);
   g_clear_pointer (&self->engine, easel_engine_free);
+  g_main_context_pop_thread_default (own);
+  g_main_context_unref (own);
   return NULL;
 }
 
