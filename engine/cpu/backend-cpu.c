@@ -3,6 +3,7 @@
  * F32 weights are read in place from the mapping (when 4-byte aligned), F16/BF16 weights are
  * converted to F32 once per data pointer and kept. Scratch for conv and attention is one buffer
  * sized for the largest node. */
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/backend.h"
@@ -17,7 +18,21 @@ typedef struct {
   float *work;
   gsize work_floats;
   GHashTable *weights;     /* const void *data -> float * (converted copy) */
+  gboolean profile;        /* $EASEL_PROFILE: time per op, printed to stderr when freed */
+  double op_seconds[EASEL_OP_COUNT], op_flops[EASEL_OP_COUNT];
+  guint64 op_calls[EASEL_OP_COUNT];
 } CpuBackend;
+
+static const char *const op_names[EASEL_OP_COUNT] = {
+  [EASEL_OP_LEAF] = "leaf", [EASEL_OP_VIEW] = "view", [EASEL_OP_CONTIGUOUS] = "contiguous",
+  [EASEL_OP_LINEAR] = "linear", [EASEL_OP_CONV2D] = "conv2d", [EASEL_OP_GROUP_NORM] = "group_norm",
+  [EASEL_OP_LAYER_NORM] = "layer_norm", [EASEL_OP_UNARY] = "unary", [EASEL_OP_BINARY] = "binary",
+  [EASEL_OP_SCALE] = "scale", [EASEL_OP_GEGLU] = "geglu", [EASEL_OP_ATTENTION] = "attention",
+  [EASEL_OP_UPSAMPLE_NEAREST] = "upsample", [EASEL_OP_CONCAT] = "concat",
+  [EASEL_OP_TIMESTEP_EMBEDDING] = "timestep_embedding", [EASEL_OP_GET_ROWS] = "get_rows",
+  [EASEL_OP_GROUP_STATS] = "group_stats", [EASEL_OP_GROUP_NORM_APPLY] = "group_norm_apply",
+  [EASEL_OP_AVG_POOL2D] = "avg_pool2d",
+};
 
 static gpointer
 grow (gpointer old, gsize *have, gsize want, gsize elem)
@@ -399,9 +414,17 @@ cpu_compute (EaselBackend *b, EaselGraph *g, GError **error)
     }
     memcpy ((guint8 *) cb->arena + t->arena_offset, t->host, easel_tensor_nbytes (t));
   }
-  for (guint i = 0; i < n; i++)
-    if (!run_node (cb, easel_graph_node (g, i), error))
+  for (guint i = 0; i < n; i++) {
+    EaselTensor *t = easel_graph_node (g, i);
+    gint64 t0 = cb->profile ? g_get_monotonic_time () : 0;
+    if (!run_node (cb, t, error))
       return FALSE;
+    if (cb->profile) {
+      cb->op_seconds[t->op] += (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC;
+      cb->op_flops[t->op] += easel_tensor_flops (t);
+      cb->op_calls[t->op]++;
+    }
+  }
   return TRUE;
 }
 
@@ -421,6 +444,14 @@ static void
 cpu_free (EaselBackend *b)
 {
   CpuBackend *cb = (CpuBackend *) b;
+  if (cb->profile) {
+    fprintf (stderr, "cpu backend profile (EASEL_PROFILE):\n");
+    for (int op = 0; op < EASEL_OP_COUNT; op++)
+      if (cb->op_calls[op])
+        fprintf (stderr, "  %-20s %8" G_GUINT64_FORMAT " calls %9.3f s %8.1f GFLOP/s\n", op_names[op] ? op_names[op] : "?",
+                 cb->op_calls[op], cb->op_seconds[op],
+                 cb->op_seconds[op] > 0 ? cb->op_flops[op] / cb->op_seconds[op] / 1e9 : 0.0);
+  }
   easel_cpu_pool_free (cb->pool);
   g_hash_table_unref (cb->weights);
   g_free (cb->arena);
@@ -437,5 +468,6 @@ easel_backend_new_cpu (int n_threads)
   cb->parent.klass = &cpu_class;
   cb->pool = easel_cpu_pool_new (n_threads);
   cb->weights = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  cb->profile = g_getenv ("EASEL_PROFILE") != NULL && g_strcmp0 (g_getenv ("EASEL_PROFILE"), "0") != 0;
   return &cb->parent;
 }
