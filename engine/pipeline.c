@@ -808,9 +808,10 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
   if (img2img) {
     const EaselImage *im = job->init_image;
     const int iw = im->width, ih = im->height;
-    orig_image = image_planes (im, FALSE);
+    orig_image = req->init_image01 ? g_memdup2 (req->init_image01, 3 * sizeof (float) * iw * ih)
+                                   : image_planes (im, FALSE);
     if (job->mask) {
-      orig_mask = image_planes (job->mask, TRUE);
+      orig_mask = req->mask01 ? g_memdup2 (req->mask01, sizeof (float) * iw * ih) : image_planes (job->mask, TRUE);
       easel_pipeline_blur (orig_mask, iw, ih, job->mask_blur);
     }
     int x0 = 0, y0 = 0, x1 = iw, y1 = ih;

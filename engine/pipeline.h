@@ -56,6 +56,10 @@ typedef struct {
   const float *initial_noise;
   const float *encode_noise;
   const float *initial_latent;
+  /* The init image (3, h0, w0) and mask (h0, w0) as floats in [0, 1] instead of job->init_image's
+   * and job->mask's 8-bit pixels (which then only give the size h0 x w0). */
+  const float *init_image01;
+  const float *mask01;
   int first_step, last_step;       /* run sigmas [first_step, last_step] of the schedule; last 0 = all */
   gboolean latents_only;           /* stop before decoding */
   gboolean raw_output;             /* no pasting over the init image */
