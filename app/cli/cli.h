@@ -10,6 +10,7 @@ int easel_cli_inspect (int argc, char **argv);
 int easel_cli_tokenize (int argc, char **argv);
 int easel_cli_check_golden (int argc, char **argv);
 int easel_cli_samplers (int argc, char **argv);
+int easel_cli_generate (int argc, char **argv);
 
 /* inspect, by what the file is (cli-inspect-*.c) */
 int easel_cli_inspect_png (const char *path, gboolean list_tensors);
