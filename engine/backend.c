@@ -15,7 +15,22 @@ easel_backend_compute (EaselBackend *b, EaselGraph *g, GError **error)
     g_propagate_error (error, g_error_copy (ge));
     return FALSE;
   }
-  return b->klass->compute (b, g, error);
+  gint64 t0 = g_get_monotonic_time ();
+  if (!b->klass->compute (b, g, error))
+    return FALSE;
+  b->stats.seconds += (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC;
+  b->stats.computes++;
+  for (guint i = 0; i < easel_graph_n_nodes (g); i++) {
+    b->stats.flops += easel_tensor_flops (easel_graph_node (g, i));
+    b->stats.nodes++;
+  }
+  return TRUE;
+}
+
+void
+easel_backend_get_stats (EaselBackend *b, EaselBackendStats *out)
+{
+  *out = b->stats;
 }
 
 gboolean

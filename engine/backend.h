@@ -24,8 +24,17 @@ typedef struct {
   void (*free) (EaselBackend *b);
 } EaselBackendClass;
 
+/* What a backend has computed since it was made: for benchmarks. */
+typedef struct {
+  guint64 computes;     /* graphs */
+  guint64 nodes;        /* nodes run */
+  double flops;         /* matrix FLOPs (easel_tensor_flops) */
+  double seconds;       /* wall time inside compute */
+} EaselBackendStats;
+
 struct _EaselBackend {
   const EaselBackendClass *klass;
+  EaselBackendStats stats;
 };
 
 /* n_threads <= 0: $EASEL_THREADS or every core. transfer full. */
@@ -36,6 +45,7 @@ gboolean    easel_backend_compute (EaselBackend *b, EaselGraph *g, GError **erro
 /* A float output (any view of one) into out[0 .. numel), densely in the view's logical order. */
 gboolean    easel_backend_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error);
 void        easel_backend_free (EaselBackend *b);
+void        easel_backend_get_stats (EaselBackend *b, EaselBackendStats *out);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselBackend, easel_backend_free)
 
 G_END_DECLS

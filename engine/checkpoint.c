@@ -28,6 +28,7 @@ struct _EaselCheckpoint {
   EaselDetection detection;
   guint64 file_bytes, tensor_bytes;
   gsize dtype_counts[EASEL_DTYPE_COUNT];
+  GHashTable *configs;         /* part -> EaselJson* or NULL, read on first use */
 };
 
 const char *
@@ -41,6 +42,8 @@ easel_checkpoint_free (EaselCheckpoint *ck)
 {
   if (ck == NULL)
     return;
+  if (ck->configs)
+    g_hash_table_unref (ck->configs);
   if (ck->by_name)
     g_hash_table_unref (ck->by_name);
   g_array_unref (ck->tensors);
@@ -493,4 +496,29 @@ const EaselDetection *
 easel_checkpoint_detection (const EaselCheckpoint *ck)
 {
   return &ck->detection;
+}
+
+const EaselJson *
+easel_checkpoint_config (const EaselCheckpoint *cck, const char *part)
+{
+  EaselCheckpoint *ck = (EaselCheckpoint *) cck;   /* the cache is not part of its value */
+  gpointer value;
+  EaselJson *config = NULL;
+
+  if (ck->configs == NULL)
+    ck->configs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) easel_json_free);
+  if (g_hash_table_lookup_extended (ck->configs, part, NULL, &value))
+    return value;
+  if (ck->format == EASEL_CHECKPOINT_DIFFUSERS) {
+    g_autofree char *path = g_build_filename (ck->path, part, "config.json", NULL);
+    if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+      config = easel_json_parse_file (path, 1 << 20, NULL);
+  } else {
+    g_autofree char *key = g_strconcat ("easel.config.", part, NULL);
+    const char *text = easel_checkpoint_metadata (ck, key);
+    if (text)
+      config = easel_json_parse (text, strlen (text), NULL);
+  }
+  g_hash_table_insert (ck->configs, g_strdup (part), config);
+  return config;
 }

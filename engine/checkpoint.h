@@ -13,6 +13,8 @@
 
 #include <glib.h>
 
+#include "json.h"
+
 #include "family.h"
 #include "safetensors.h"
 
@@ -79,5 +81,11 @@ const EaselCheckpointPart *easel_checkpoint_part (const EaselCheckpoint *ck, gsi
 
 /* Family, UNet facts and prediction type (see family.h). */
 const EaselDetection *easel_checkpoint_detection (const EaselCheckpoint *ck);
+
+/* The architecture config of a part ("unet", "vae", "text_encoder", "text_encoder_2") where the
+ * checkpoint carries one: a diffusers folder's <part>/config.json, or in a single file the metadata
+ * "easel.config.<part>" that `easel-cli make-model` writes. Network loaders use it as their hint when
+ * the caller gives none. NULL when there is none (or it does not parse); owned by the checkpoint. */
+const EaselJson *easel_checkpoint_config (const EaselCheckpoint *ck, const char *part);
 
 G_END_DECLS

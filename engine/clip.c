@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "patch.h"
 #include "weights.h"
 
 /* --- one internal naming ------------------------------------------------------------------------ *
@@ -155,6 +156,10 @@ struct _EaselClip {
   const EaselStTensor *proj;   /* [P, C] */
   const EaselStTensor *proj_t; /* [C, P] */
   Layer *layers;               /* n_layers */
+  GPtrArray *targets;          /* EaselPatchTarget*: the layers' projections (LoRA) */
+  float *extra;                /* [n_extra, width]: token rows vocab .. vocab + n_extra (embeddings) */
+  gint64 n_extra;
+  float *embedded;             /* [B, L, width]: the looked-up rows when ids use extra rows */
 };
 
 void
@@ -163,6 +168,10 @@ easel_clip_free (EaselClip *clip)
   if (clip == NULL)
     return;
   easel_weights_free (clip->weights);
+  if (clip->targets)
+    g_ptr_array_unref (clip->targets);
+  g_free (clip->extra);
+  g_free (clip->embedded);
   g_free (clip->layers);
   g_free (clip->prefix);
   g_free (clip->path);
@@ -217,6 +226,94 @@ bind_layer (EaselClip *clip, int i, GError **error)
     }
   }
   return TRUE;
+}
+
+/* --- patch targets (patch.h): the layers' projections under transformers' module paths --------- */
+
+static void
+bind_patched (gpointer slot, const EaselStTensor *t)
+{
+  *(const EaselStTensor **)slot = t;
+}
+
+static void
+add_target (EaselClip *clip, const EaselStTensor **slot, int layer, const char *module, gint64 row0, gint64 rows)
+{
+  EaselPatchTarget *t = g_new0 (EaselPatchTarget, 1);
+  t->module = g_strdup_printf ("text_model.encoder.layers.%d.%s", layer, module);
+  t->row0 = row0;
+  t->rows = rows;
+  t->slot = (gpointer)slot;
+  t->bind = bind_patched;
+  easel_patch_target_set_stored (t, *slot);
+  g_ptr_array_add (clip->targets, t);
+}
+
+static void
+add_layer_targets (EaselClip *clip, int i)
+{
+  static const struct {
+    gsize offset;
+    const char *module;
+  } linear[] = {
+    { offsetof (Layer, q_w), "self_attn.q_proj" },   { offsetof (Layer, k_w), "self_attn.k_proj" },
+    { offsetof (Layer, v_w), "self_attn.v_proj" },   { offsetof (Layer, out_w), "self_attn.out_proj" },
+    { offsetof (Layer, fc1_w), "mlp.fc1" },          { offsetof (Layer, fc2_w), "mlp.fc2" },
+  };
+  Layer *l = &clip->layers[i];
+  gint64 C = clip->cfg.width;
+
+  for (gsize k = 0; k < G_N_ELEMENTS (linear); k++) {
+    const EaselStTensor **slot = (const EaselStTensor **)((guint8 *)l + linear[k].offset);
+    if (*slot)
+      add_target (clip, slot, i, linear[k].module, 0, (*slot)->shape[0]);
+  }
+  if (l->qkv_w) {
+    add_target (clip, &l->qkv_w, i, "self_attn.q_proj", 0, C);
+    add_target (clip, &l->qkv_w, i, "self_attn.k_proj", C, C);
+    add_target (clip, &l->qkv_w, i, "self_attn.v_proj", 2 * C, C);
+  }
+}
+
+gboolean
+easel_clip_set_extra_tokens (EaselClip *clip, const float *rows, gint64 n_rows, GError **error)
+{
+  g_clear_pointer (&clip->extra, g_free);
+  clip->n_extra = 0;
+  if (n_rows <= 0)
+    return TRUE;
+  if (n_rows > (1 << 20) || (clip->extra = g_try_new (float, n_rows * clip->cfg.width)) == NULL) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY, "text encoder: no memory for %" G_GINT64_FORMAT
+                 " extra token rows", n_rows);
+    return FALSE;
+  }
+  memcpy (clip->extra, rows, n_rows * clip->cfg.width * sizeof (float));
+  clip->n_extra = n_rows;
+  return TRUE;
+}
+
+/* The token embeddings of ids (B·L) looked up on the host into clip->embedded: rows of the table or,
+ * for ids >= vocab, of the extra rows. */
+static const float *
+embed_on_host (EaselClip *clip, const gint32 *ids, gint64 n)
+{
+  gint64 C = clip->cfg.width;
+  gsize es = easel_dtype_size (clip->tok_emb->dtype);
+  g_free (clip->embedded);
+  clip->embedded = g_new (float, n * C);
+  for (gint64 i = 0; i < n; i++) {
+    if (ids[i] >= clip->cfg.vocab)
+      memcpy (clip->embedded + i * C, clip->extra + (ids[i] - clip->cfg.vocab) * C, C * sizeof (float));
+    else
+      easel_dtype_to_f32 (clip->tok_emb->dtype, clip->tok_emb->data + (gsize)ids[i] * C * es, clip->embedded + i * C, C);
+  }
+  return clip->embedded;
+}
+
+GPtrArray *
+easel_clip_patch_targets (EaselClip *clip)
+{
+  return clip->targets;
 }
 
 static gboolean
@@ -305,6 +402,17 @@ apply_hint (EaselClip *clip, const EaselJson *hint, GError **error)
   return TRUE;
 }
 
+/* The config part of an encoder prefix: the second encoder (SDXL's OpenCLIP bigG, the refiner's only
+ * one) is "text_encoder_2", as diffusers names it. */
+static const char *
+config_part (const char *prefix)
+{
+  if (g_str_has_prefix (prefix, "text_encoder_2/") || g_str_has_prefix (prefix, "conditioner.embedders.1.")
+      || g_str_has_prefix (prefix, "conditioner.embedders.0.model."))
+    return "text_encoder_2";
+  return "text_encoder";
+}
+
 EaselClip *
 easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *hint, GError **error)
 {
@@ -313,6 +421,8 @@ easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *
   const gint64 any2[2] = { -1, -1 };
 
   g_return_val_if_fail (ck != NULL && prefix != NULL, NULL);
+  if (hint == NULL)   /* a diffusers folder's or a make-model file's own config */
+    hint = easel_checkpoint_config (ck, config_part (prefix));
   clip->prefix = g_strdup (prefix);
   clip->path = g_strdup (easel_checkpoint_path (ck));
   if (!naming_of (ck, prefix, &c->naming)) {
@@ -395,9 +505,12 @@ easel_clip_new (const EaselCheckpoint *ck, const char *prefix, const EaselJson *
   }
 
   clip->layers = g_new0 (Layer, c->n_layers);
-  for (int i = 0; i < c->n_layers; i++)
+  clip->targets = g_ptr_array_new_with_free_func (easel_patch_target_free);
+  for (int i = 0; i < c->n_layers; i++) {
     if (!bind_layer (clip, i, error))
       return NULL;
+    add_layer_targets (clip, i);
+  }
   return g_steal_pointer (&clip);
 }
 
@@ -519,21 +632,30 @@ easel_clip_build (EaselClip *clip, EaselGraph *g, const gint32 *ids, gint64 batc
                  clip->prefix);
     return FALSE;
   }
-  for (gint64 i = 0; i < batch * len; i++)
-    if (ids[i] < 0 || ids[i] >= c->vocab) {
+  gboolean uses_extra = FALSE;
+  for (gint64 i = 0; i < batch * len; i++) {
+    uses_extra |= ids[i] >= c->vocab;
+    if (ids[i] < 0 || ids[i] >= c->vocab + clip->n_extra) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
                    "text encoder: token id %d (prompt %" G_GINT64_FORMAT ", position %" G_GINT64_FORMAT
                    ") is outside the vocabulary of %" G_GINT64_FORMAT,
                    ids[i], i / len, i % len, c->vocab);
       return FALSE;
     }
+  }
 
   gboolean want_pooled = req->pooled || req->text_embeds;
   int run = want_pooled ? c->n_layers : c->n_layers - req->skip;
   const gint64 ids_shape[2] = { batch, len };
-  EaselTensor *t_ids = easel_graph_input (g, "input_ids", EASEL_DTYPE_I32, 2, ids_shape, ids);
   EaselTensor *pos = easel_op_slice (g, W (clip->pos_emb), 0, 0, len);
-  EaselTensor *x = easel_op_add (g, easel_op_get_rows (g, W (clip->tok_emb), t_ids), pos);
+  EaselTensor *tok;
+  if (uses_extra) {
+    const gint64 e_shape[3] = { batch, len, c->width };
+    tok = easel_graph_input (g, "token_embeddings", EASEL_DTYPE_F32, 3, e_shape, embed_on_host (clip, ids, batch * len));
+  } else {
+    tok = easel_op_get_rows (g, W (clip->tok_emb), easel_graph_input (g, "input_ids", EASEL_DTYPE_I32, 2, ids_shape, ids));
+  }
+  EaselTensor *x = easel_op_add (g, tok, pos);
 
   out->hidden_states[0] = x;
   for (int i = 0; i < run; i++)

@@ -74,6 +74,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselClip, easel_clip_free)
 const EaselClipConfig *easel_clip_config (const EaselClip *clip);
 const char *easel_clip_prefix (const EaselClip *clip);
 
+/* The weights a LoRA may patch (patch.h): each layer's q/k/v/out projections and MLP under
+ * transformers' module paths ("text_model.encoder.layers.N.self_attn.q_proj", "...mlp.fc1"), OpenCLIP's
+ * fused in_proj as three row blocks. GPtrArray of EaselPatchTarget*, owned by the encoder. */
+GPtrArray *easel_clip_patch_targets (EaselClip *clip);
+
+/* Textual inversion (embedding.h): rows [n_rows, width] that ids vocab .. vocab + n_rows - 1 stand
+ * for (copied; n_rows 0 clears). A build whose ids use them looks every token up on the host into a
+ * buffer the encoder owns until its next such build. */
+gboolean easel_clip_set_extra_tokens (EaselClip *clip, const float *rows, gint64 n_rows, GError **error);
+
 /* Prefix of a checkpoint's text encoder number `index` in diffusers' order: 0 = text_encoder
  * (CLIP-L; SD 2.x's OpenCLIP-H), 1 = text_encoder_2 (SDXL's OpenCLIP-bigG, the refiner's only one).
  * A folder: "text_encoder/" / "text_encoder_2/" when that part has weights (either transformers

@@ -461,6 +461,26 @@ easel_op_get_rows (EaselGraph *g, EaselTensor *table, EaselTensor *ids)
   return new_op (g, EASEL_OP_GET_ROWS, ids->n_dims + 1, shape, table, ids, NULL);
 }
 
+double
+easel_tensor_flops (const EaselTensor *t)
+{
+  switch (t->op) {
+  case EASEL_OP_LINEAR:
+    return 2.0 * (double) easel_tensor_numel (t) * (double) t->src[1]->shape[1];
+  case EASEL_OP_CONV2D: {
+    const EaselTensor *w = t->src[1];
+    return 2.0 * (double) easel_tensor_numel (t) * (double) (w->shape[1] * w->shape[2] * w->shape[3]);
+  }
+  case EASEL_OP_ATTENTION: {
+    const EaselTensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
+    /* q·kᵀ: B·Lq·Lk·(H·d) multiply-adds; p·v: B·Lq·Lk·(H·dv) */
+    return 2.0 * (double) q->shape[0] * (double) q->shape[1] * (double) k->shape[1] * (double) (q->shape[2] + v->shape[2]);
+  }
+  default:
+    return 0.0;
+  }
+}
+
 /* --- memory plan ------------------------------------------------------------------------------- */
 
 typedef struct { gsize offset, size; } Block;

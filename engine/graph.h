@@ -133,6 +133,10 @@ const GError *easel_graph_error (const EaselGraph *g);
  * it is the first; returns a placeholder of like's shape so building can go on. */
 EaselTensor *easel_graph_fail (EaselGraph *g, EaselTensor *like, const char *format, ...) G_GNUC_PRINTF (3, 4);
 
+/* Floating-point operations of a node's matrix work (2·M·N·K for linear and conv2d, 4·B·H·Lq·Lk·d
+ * for attention: the two products); 0 for every other op. Benchmarks sum it over a graph. */
+double easel_tensor_flops (const EaselTensor *t);
+
 /* Memory plan: assigns arena_offset to every computed node so that storage is reused after its
  * last reader; returns the arena size in bytes (alignment 64). Inputs get arena storage too. */
 gsize easel_graph_plan (EaselGraph *g);

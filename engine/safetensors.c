@@ -323,7 +323,10 @@ typedef struct {
   EaselDType dtype;
   int n_dims;
   gint64 shape[EASEL_MAX_DIMS];
-  GBytes *data;
+  GBytes *data;            /* NULL for a fill entry */
+  guint64 nbytes;
+  EaselStFillFunc fill;    /* made at save time when set */
+  gpointer fill_data;
 } WEntry;
 
 struct _EaselSafetensorsWriter {
@@ -337,7 +340,8 @@ wentry_clear (gpointer p)
 {
   WEntry *e = p;
   g_free (e->name);
-  g_bytes_unref (e->data);
+  if (e->data)
+    g_bytes_unref (e->data);
 }
 
 EaselSafetensorsWriter *
@@ -375,31 +379,58 @@ easel_safetensors_writer_set_metadata (EaselSafetensorsWriter *w, const char *ke
   g_ptr_array_add (w->meta, g_strdup (value));
 }
 
-gboolean
-easel_safetensors_writer_add (EaselSafetensorsWriter *w, const char *name, EaselDType dtype,
-                              int n_dims, const gint64 *shape, const void *data, GError **error)
+/* Checks the name and shape and appends the entry (data and fill still unset). */
+static WEntry *
+writer_append (EaselSafetensorsWriter *w, const char *name, EaselDType dtype, int n_dims, const gint64 *shape,
+               GError **error)
 {
   WEntry e = { 0 };
   guint64 n = easel_dtype_size (dtype);
 
-  g_return_val_if_fail (n_dims >= 0 && n_dims <= EASEL_MAX_DIMS, FALSE);
+  g_return_val_if_fail (n_dims >= 0 && n_dims <= EASEL_MAX_DIMS, NULL);
   if (g_hash_table_contains (w->names, name) || strcmp (name, "__metadata__") == 0) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "tensor '%s' added twice", name);
-    return FALSE;
+    return NULL;
   }
   for (int d = 0; d < n_dims; d++)
-    if (shape[d] < 0 || !g_uint64_checked_mul (&n, n, (guint64) shape[d])) {
+    if (shape[d] < 0 || !g_uint64_checked_mul (&n, n, (guint64) shape[d]) || n > G_MAXSIZE) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "tensor '%s': bad shape", name);
-      return FALSE;
+      return NULL;
     }
   e.name = g_strdup (name);
   e.dtype = dtype;
   e.n_dims = n_dims;
+  e.nbytes = n;
   if (n_dims > 0)
     memcpy (e.shape, shape, sizeof (gint64) * n_dims);
-  e.data = g_bytes_new (data, (gsize) n);
   g_array_append_val (w->entries, e);
   g_hash_table_add (w->names, g_array_index (w->entries, WEntry, w->entries->len - 1).name);
+  return &g_array_index (w->entries, WEntry, w->entries->len - 1);
+}
+
+gboolean
+easel_safetensors_writer_add (EaselSafetensorsWriter *w, const char *name, EaselDType dtype,
+                              int n_dims, const gint64 *shape, const void *data, GError **error)
+{
+  WEntry *e = writer_append (w, name, dtype, n_dims, shape, error);
+  if (e == NULL)
+    return FALSE;
+  e->data = g_bytes_new (data, (gsize) e->nbytes);
+  return TRUE;
+}
+
+gboolean
+easel_safetensors_writer_add_fill (EaselSafetensorsWriter *w, const char *name, EaselDType dtype,
+                                   int n_dims, const gint64 *shape, EaselStFillFunc fill,
+                                   gpointer user_data, GError **error)
+{
+  WEntry *e;
+
+  g_return_val_if_fail (fill != NULL, FALSE);
+  if ((e = writer_append (w, name, dtype, n_dims, shape, error)) == NULL)
+    return FALSE;
+  e->fill = fill;
+  e->fill_data = user_data;
   return TRUE;
 }
 
@@ -418,6 +449,9 @@ easel_safetensors_writer_save (EaselSafetensorsWriter *w, const char *path, GErr
   guint8 len_le[8];
   gboolean ok;
   FILE *f;
+  guint8 *fill_buf = NULL;
+  guint64 fill_cap = 0;
+  GError *fill_error = NULL;
 
   if (w->meta->len > 0) {
     g_string_append (h, "\"__metadata__\":{");
@@ -432,7 +466,7 @@ easel_safetensors_writer_save (EaselSafetensorsWriter *w, const char *path, GErr
   }
   for (guint i = 0; i < w->entries->len; i++) {
     WEntry *e = &g_array_index (w->entries, WEntry, i);
-    gsize nb = g_bytes_get_size (e->data);
+    guint64 nb = e->nbytes;
     if (h->len > 1)
       g_string_append_c (h, ',');
     easel_json_append_string (h, e->name);
@@ -455,8 +489,35 @@ easel_safetensors_writer_save (EaselSafetensorsWriter *w, const char *path, GErr
   }
   ok = write_all (f, len_le, 8) && write_all (f, h->str, h->len);
   for (guint i = 0; ok && i < w->entries->len; i++) {
-    GBytes *b = g_array_index (w->entries, WEntry, i).data;
-    ok = write_all (f, g_bytes_get_data (b, NULL), g_bytes_get_size (b));
+    WEntry *e = &g_array_index (w->entries, WEntry, i);
+    if (e->fill == NULL) {
+      ok = write_all (f, g_bytes_get_data (e->data, NULL), g_bytes_get_size (e->data));
+      continue;
+    }
+    /* one buffer, grown to the largest filled tensor so far */
+    if (e->nbytes > fill_cap) {
+      g_free (fill_buf);
+      fill_buf = g_try_malloc (e->nbytes);
+      fill_cap = fill_buf ? e->nbytes : 0;
+      if (fill_buf == NULL) {
+        g_set_error (&fill_error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY, "%s: no memory for tensor '%s' (%"
+                     G_GUINT64_FORMAT " bytes)", path, e->name, e->nbytes);
+        break;
+      }
+    }
+    if (!e->fill (e->fill_data, e->name, fill_buf, (gsize) e->nbytes, &fill_error)) {
+      if (fill_error == NULL)
+        g_set_error (&fill_error, EASEL_ERROR, EASEL_ERROR_IO, "%s: tensor '%s' could not be made", path, e->name);
+      break;
+    }
+    ok = write_all (f, fill_buf, (gsize) e->nbytes);
+  }
+  g_clear_pointer (&fill_buf, g_free);
+  if (fill_error != NULL) {
+    fclose (f);
+    unlink (tmp);
+    g_propagate_error (error, fill_error);
+    return FALSE;
   }
   ok = (fflush (f) == 0) && ok;
   ok = (fsync (fileno (f)) == 0) && ok;

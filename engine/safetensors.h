@@ -49,7 +49,8 @@ float *easel_st_tensor_to_f32 (const EaselStTensor *t);
 /* Shape as "[1, 4, 64, 64]" into buf. */
 const char *easel_st_shape_str (const EaselStTensor *t, char *buf, gsize buf_len);
 
-/* Writer: tensors are written in the order added; data is copied at add time. */
+/* Writer: tensors are written in the order added; data is copied at add time (add) or made at
+ * save time (add_fill). */
 typedef struct _EaselSafetensorsWriter EaselSafetensorsWriter;
 EaselSafetensorsWriter *easel_safetensors_writer_new (void);
 void     easel_safetensors_writer_free (EaselSafetensorsWriter *w);
@@ -57,6 +58,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselSafetensorsWriter, easel_safetensors_writer_
 void     easel_safetensors_writer_set_metadata (EaselSafetensorsWriter *w, const char *key, const char *value);
 gboolean easel_safetensors_writer_add (EaselSafetensorsWriter *w, const char *name, EaselDType dtype,
                                        int n_dims, const gint64 *shape, const void *data, GError **error);
+/* Streaming entry: the data is not given now but made at save time, when fill is called once
+ * with a buffer of exactly the tensor's nbytes to fill (little endian), so a writer of many large
+ * tensors holds one at a time. name is the tensor's; user_data is not owned. A FALSE return with
+ * error set stops the save (the temp file is removed). */
+typedef gboolean (*EaselStFillFunc) (gpointer user_data, const char *name, void *dest, gsize nbytes,
+                                     GError **error);
+gboolean easel_safetensors_writer_add_fill (EaselSafetensorsWriter *w, const char *name, EaselDType dtype,
+                                            int n_dims, const gint64 *shape, EaselStFillFunc fill,
+                                            gpointer user_data, GError **error);
 /* Writes to path.tmp and renames: a full disk leaves no half-written file behind. */
 gboolean easel_safetensors_writer_save (EaselSafetensorsWriter *w, const char *path, GError **error);
 

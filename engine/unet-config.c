@@ -160,6 +160,7 @@ typedef struct {
   EaselUnet *u;
   const char *path;   /* checkpoint, for errors */
   GError **error;
+  gboolean parts;     /* binding the parts of a fused weight: no patch targets */
 } Loader;
 
 static gboolean
@@ -183,6 +184,48 @@ set_w (EaselUnetW *w, const EaselStTensor *st)
   w->n_dims = st->n_dims;
   memcpy (w->shape, st->shape, sizeof (gint64) * MIN (st->n_dims, 4));
   w->data = st->data;
+}
+
+/* --- patch targets (patch.h) ------------------------------------------------------------------- */
+
+static void
+bind_patched (gpointer slot, const EaselStTensor *t)
+{
+  EaselUnetW *w = slot;
+  w->dtype = t->dtype;
+  w->data = t->data;
+}
+
+/* Records rows [row0, row0 + rows) of the weight bound at w as module `name` minus ".weight". */
+static void
+add_target (Loader *ld, EaselUnetW *w, const char *name, gint64 row0, gint64 rows)
+{
+  EaselPatchTarget *t = g_new0 (EaselPatchTarget, 1);
+  t->module = g_str_has_suffix (name, ".weight") ? g_strndup (name, strlen (name) - strlen (".weight")) : g_strdup (name);
+  t->row0 = row0;
+  t->rows = rows;
+  t->slot = w;
+  t->bind = bind_patched;
+  g_ptr_array_add (ld->u->targets, t);
+}
+
+/* After binding: each target's stored tensor, as the slot holds it now. */
+static void
+snapshot_targets (EaselUnet *u)
+{
+  for (guint i = 0; i < u->targets->len; i++) {
+    EaselPatchTarget *t = u->targets->pdata[i];
+    const EaselUnetW *w = t->slot;
+    EaselStTensor st = { .name = w->name, .dtype = w->dtype, .n_dims = w->n_dims, .data = w->data };
+    memcpy (st.shape, w->shape, sizeof w->shape);
+    easel_patch_target_set_stored (t, &st);
+  }
+}
+
+GPtrArray *
+easel_unet_patch_targets (EaselUnet *u)
+{
+  return u->targets;
 }
 
 static gboolean
@@ -212,6 +255,8 @@ bind (Loader *ld, EaselUnetW *w, gboolean optional, const char *name, int n_dims
   if (!check_float (ld, st))
     return FALSE;
   set_w (w, st);
+  if (n_dims >= 2 && !ld->parts)
+    add_target (ld, w, name, 0, st->shape[0]);
   return TRUE;
 }
 
@@ -275,7 +320,10 @@ bind_fused (Loader *ld, EaselUnetW *w, EaselUnetW *b, const char *prefix, const 
   g_assert (n <= 3);
   for (int i = 0; i < n; i++) {
     g_autofree char *wn = g_strconcat (modules[i], ".weight", NULL), *bn = g_strconcat (modules[i], ".bias", NULL);
-    if (!bind_mat (ld, &parts[i], -1, cols, prefix, wn))
+    ld->parts = TRUE;
+    gboolean ok = bind_mat (ld, &parts[i], -1, cols, prefix, wn);
+    ld->parts = FALSE;
+    if (!ok)
       return FALSE;
     if (!bind_vec (ld, &biases[i], TRUE, parts[i].shape[0], prefix, bn))
       return FALSE;
@@ -301,6 +349,12 @@ bind_fused (Loader *ld, EaselUnetW *w, EaselUnetW *b, const char *prefix, const 
   char *name = g_strdup_printf ("%s%s+", prefix, modules[0]);
   g_ptr_array_add (ld->u->owned, name);
   *w = (EaselUnetW) { name, EASEL_DTYPE_F32, 2, { rows, cols }, data };
+  at = 0;
+  for (int i = 0; i < n; i++) {
+    g_autofree char *module = g_strconcat (prefix, modules[i], NULL);
+    add_target (ld, w, module, at, parts[i].shape[0]);
+    at += parts[i].shape[0];
+  }
   if (bias) {
     g_ptr_array_add (ld->u->owned, bias);
     *b = (EaselUnetW) { name, EASEL_DTYPE_F32, 1, { rows }, bias };
@@ -614,17 +668,12 @@ easel_unet_new (const EaselCheckpoint *ck, const EaselJson *hint, GError **error
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no UNet weights found", ld.path);
     return NULL;
   }
-  /* a diffusers folder carries its own config: the hint unless the caller gives one */
-  g_autoptr(EaselJson) own = NULL;
-  if (hint == NULL && easel_checkpoint_format (ck) == EASEL_CHECKPOINT_DIFFUSERS) {
-    g_autofree char *component = g_strndup (det->unet_prefix, strcspn (det->unet_prefix, "/"));
-    g_autofree char *config = g_build_filename (ld.path, component, "config.json", NULL);
-    if (g_file_test (config, G_FILE_TEST_IS_REGULAR) && (own = easel_json_parse_file (config, 1 << 20, error)) == NULL)
-      return NULL;
-    hint = own;
-  }
+  /* a diffusers folder or a make-model file carries its own config: the hint unless the caller gives one */
+  if (hint == NULL)
+    hint = easel_checkpoint_config (ck, "unet");
   u = g_new0 (EaselUnet, 1);
   u->owned = g_ptr_array_new_with_free_func (g_free);
+  u->targets = g_ptr_array_new_with_free_func (easel_patch_target_free);
   ld.u = u;
   if (det->unet_naming == EASEL_NAMING_ORIGINAL) {
     int n_res = original_n_res (ck, det->unet_prefix);
@@ -639,6 +688,7 @@ easel_unet_new (const EaselCheckpoint *ck, const EaselJson *hint, GError **error
   }
   if (u->weights == NULL || !read_config (&ld, det, hint) || !bind_all (&ld))
     return NULL;
+  snapshot_targets (u);
   return g_steal_pointer (&u);
 }
 
@@ -648,6 +698,8 @@ easel_unet_free (EaselUnet *u)
   if (u == NULL)
     return;
   easel_weights_free (u->weights);
+  if (u->targets)
+    g_ptr_array_unref (u->targets);
   g_ptr_array_unref (u->owned);
   g_free (u);
 }

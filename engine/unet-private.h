@@ -2,6 +2,7 @@
  * configuration off the tensors and binds them) and unet.c (which builds the forward graph). */
 #pragma once
 
+#include "patch.h"
 #include "unet.h"
 #include "weights.h"
 
@@ -50,6 +51,7 @@ struct _EaselUnet {
   EaselUnetConfig cfg;
   EaselWeights *weights;
   GPtrArray *owned;                 /* buffers (fused weights, names) freed with the UNet */
+  GPtrArray *targets;               /* EaselPatchTarget*: every matrix and conv weight (LoRA) */
   EaselUnetW conv_in_w, conv_in_b, conv_out_w, conv_out_b, norm_out_w, norm_out_b;
   EaselUnetW time1_w, time1_b, time2_w, time2_b;
   EaselUnetW add1_w, add1_b, add2_w, add2_b;

@@ -99,6 +99,11 @@ gboolean easel_unet_forward (EaselUnet *u, EaselBackend *backend, const float *s
                              const float *pooled, gint64 P, const float *time_ids, gint64 n_ids, float *out,
                              GError **error);
 
+/* The weights a LoRA may patch (patch.h): every Linear and conv weight under its diffusers module
+ * path, the fused q/k/v and k/v as row blocks of their fused F32 copies. GPtrArray of
+ * EaselPatchTarget*, owned by the UNet. */
+GPtrArray *easel_unet_patch_targets (EaselUnet *u);
+
 /* --- unet-config.c ----------------------------------------------------------------------------- */
 
 /* The internal (diffusers) name of an original/ldm UNet key (prefix removed), given resnets per

@@ -435,6 +435,8 @@ easel_vae_new (const EaselCheckpoint *ck, const EaselJson *config_hint, GError *
                  easel_checkpoint_path (ck));
     return NULL;
   }
+  if (config_hint == NULL)
+    config_hint = easel_checkpoint_config (ck, "vae");
   ctx.n_levels = count_up_blocks (ck, prefix);
   /* only the VAE's own keys when the VAE is the whole file */
   vae->weights = easel_weights_new (ck, prefix, rename_key, &ctx, error);

@@ -56,26 +56,45 @@ ptr (CpuBackend *cb, const EaselTensor *t)
 
 /* --- strided copy ------------------------------------------------------------------------------ */
 
+/* A view reduced to its essentials: size-1 dims dropped, dims that are contiguous with the next
+ * merged. What is left is (outer..., R, C) with source strides; the copy walks it as a batch of 2D
+ * blocks: rows are memcpy'd when C has stride 1, and copied in 32×32 tiles otherwise (the NCHW <->
+ * (B, HW, C) permutes around every transformer are such transposes). */
 typedef struct {
-  const EaselTensor *t;
+  int nd;
+  gint64 shape[EASEL_MAX_DIMS], stride[EASEL_MAX_DIMS];
   const float *src;
   float *dst;
-  gint64 inner;   /* elements per outer index */
+  gint64 rows, cols, row_blocks;   /* the last two dims; rows in blocks of TILE */
 } CopyJob;
+
+#define TILE 32
 
 static void
 copy_range (gint64 begin, gint64 end, int ith, gpointer user_data)
 {
   const CopyJob *j = user_data;
-  const EaselTensor *t = j->t;
-  int nd = t->n_dims;
-  for (gint64 i = begin * j->inner; i < end * j->inner; i++) {
-    gint64 rem = i, off = 0;
-    for (int d = nd - 1; d >= 0; d--) {
-      off += (rem % t->shape[d]) * t->stride[d];
-      rem /= t->shape[d];
+  gint64 sr = j->stride[j->nd - 2], sc = j->stride[j->nd - 1];
+  for (gint64 item = begin; item < end; item++) {
+    gint64 outer = item / j->row_blocks, r0 = (item % j->row_blocks) * TILE;
+    gint64 r1 = MIN (r0 + TILE, j->rows), rem = outer, off = 0;
+    for (int d = j->nd - 3; d >= 0; d--) {
+      off += (rem % j->shape[d]) * j->stride[d];
+      rem /= j->shape[d];
     }
-    j->dst[i] = j->src[off];
+    const float *s = j->src + off;
+    float *o = j->dst + outer * j->rows * j->cols;
+    if (sc == 1) {
+      for (gint64 r = r0; r < r1; r++)
+        memcpy (o + r * j->cols, s + r * sr, j->cols * sizeof (float));
+      continue;
+    }
+    for (gint64 c0 = 0; c0 < j->cols; c0 += TILE) {
+      gint64 c1 = MIN (c0 + TILE, j->cols);
+      for (gint64 r = r0; r < r1; r++)
+        for (gint64 c = c0; c < c1; c++)
+          o[r * j->cols + c] = s[r * sr + c * sc];
+    }
   }
 }
 
@@ -84,12 +103,37 @@ static void
 strided_copy (CpuBackend *cb, float *dst, const float *src, const EaselTensor *t)
 {
   gint64 n = easel_tensor_numel (t);
+  CopyJob j = { .src = src, .dst = dst };
+
+  if (n == 0)
+    return;
   if (easel_tensor_is_contiguous (t)) {
     memcpy (dst, src, n * sizeof (float));
     return;
   }
-  CopyJob j = { t, src, dst, t->n_dims > 0 ? t->shape[t->n_dims - 1] : 1 };
-  easel_cpu_pool_run (cb->pool, j.inner ? n / j.inner : 0, 64, copy_range, &j);
+  for (int d = 0; d < t->n_dims; d++) {
+    if (t->shape[d] == 1)
+      continue;
+    if (j.nd > 0 && j.stride[j.nd - 1] == t->stride[d] * t->shape[d]) {   /* merge with the previous */
+      j.shape[j.nd - 1] *= t->shape[d];
+      j.stride[j.nd - 1] = t->stride[d];
+      continue;
+    }
+    j.shape[j.nd] = t->shape[d];
+    j.stride[j.nd] = t->stride[d];
+    j.nd++;
+  }
+  while (j.nd < 2) {                    /* pad to (1, ..., R, C) */
+    memmove (j.shape + 1, j.shape, sizeof (gint64) * j.nd);
+    memmove (j.stride + 1, j.stride, sizeof (gint64) * j.nd);
+    j.shape[0] = 1;
+    j.stride[0] = 0;
+    j.nd++;
+  }
+  j.rows = j.shape[j.nd - 2];
+  j.cols = j.shape[j.nd - 1];
+  j.row_blocks = (j.rows + TILE - 1) / TILE;
+  easel_cpu_pool_run (cb->pool, n / (j.rows * j.cols) * j.row_blocks, 1, copy_range, &j);
 }
 
 /* --- broadcast binary ops ---------------------------------------------------------------------- */
