@@ -32,8 +32,21 @@ const char  *easel_engine_describe (EaselEngine *engine);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselEngine, easel_engine_free)
 
 typedef struct _EaselModel EaselModel;
-/* A checkpoint file or diffusers folder, its family detected from its tensors. transfer full. */
+/* A checkpoint file or diffusers folder, its family detected from its tensors. Its networks are
+ * loaded on first use and stay loaded while the model lives. The engine must outlive its models.
+ * transfer full. */
 EaselModel *easel_model_load (EaselEngine *engine, const char *path, GError **error);
+
+typedef struct {
+  /* Diffusers-layout folders whose <component>/config.json tell what a single file cannot (the
+   * attention heads of unusual models); a diffusers folder is always its own first one. May be NULL. */
+  const char *const *config_dirs;
+  /* The CLIP vocabulary (file or folder), else found as vocab.h describes. May be NULL. */
+  const char *vocab;
+} EaselModelOptions;
+/* easel_model_load with options (NULL = none). transfer full. */
+EaselModel *easel_model_load_with_options (EaselEngine *engine, const char *path, const EaselModelOptions *options,
+                                           GError **error);
 EaselModel *easel_model_ref (EaselModel *model);
 void        easel_model_unref (EaselModel *model);
 const char *easel_model_path (const EaselModel *model);
@@ -44,20 +57,21 @@ typedef struct {
   const char *prompt;                /* A1111 syntax: (w:1.2), [w], BREAK, long prompts */
   const char *negative_prompt;
   const char *sampler;               /* ComfyUI id ("dpmpp_2m") or A1111 name ("DPM++ 2M") */
-  const char *scheduler;             /* ComfyUI id ("karras") */
+  const char *scheduler;             /* ComfyUI id ("karras") or A1111 label; NULL = the sampler's automatic one */
   int steps;
   double cfg;
   guint64 seed;
   EaselRngKind rng;                  /* CPU = ComfyUI's noise, CUDA = A1111's GPU noise */
   int width, height;                 /* multiples of 8 */
   int batch_size, batch_count;       /* seeds advance by one per image, as A1111 does */
-  int clip_skip;                     /* 1 = last layer */
+  int clip_skip;                     /* 1 = last layer (0 reads as 1) */
   const EaselImage *init_image;      /* img2img / inpaint; NULL for txt2img */
   double strength;                   /* denoising strength for init_image */
   const EaselImage *mask;            /* white = repaint; NULL for none */
-  int mask_blur;
-  gboolean inpaint_only_masked;
-  int only_masked_padding;
+  int mask_blur;                     /* A1111's mask blur: Gaussian of that radius in pixels on the mask */
+  gboolean inpaint_only_masked;      /* A1111 "only masked": crop around the mask (+ padding), upscale to
+                                      * width x height, generate, paste back */
+  int only_masked_padding;           /* pixels around the mask's bounding box */
   EaselModel *refiner;               /* SDXL refiner, or NULL */
   double refiner_switch;             /* fraction of the steps before the refiner takes over */
   EaselModel *vae;                   /* a separate VAE, or NULL */
@@ -69,6 +83,8 @@ typedef struct {
   double sigma;
   double elapsed_s, eta_s;
   const EaselImage *preview;         /* cheap latent -> RGB of the current denoised latent; may be NULL */
+  const char *message;               /* a one-line notice instead of a step report ("init image resized
+                                      * from 100x80 to 128x128"): step is 0 then; NULL on step reports */
 } EaselProgress;
 
 /* Runs on the engine thread; return FALSE to cancel. */

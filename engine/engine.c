@@ -1,9 +1,11 @@
-/* engine/engine.c: the public API's engine and models (easel.h). Generation itself is built by the
- * pipeline (engine/pipeline.c, not written yet): until then easel_generate says so. */
-#include "easel.h"
+/* engine/engine.c: the public API's engine and models (easel.h, engine-private.h). A model opens
+ * its checkpoint at load and builds each network (UNet, VAE, text encoders, tokenizer) the first
+ * time a job needs it; they stay until the model's last reference goes. Generation is
+ * engine/pipeline.c. */
+#include "engine-private.h"
 
-#include "backend.h"
-#include "checkpoint.h"
+#include "json.h"
+#include "vocab.h"
 
 struct _EaselEngine {
   EaselBackend *backend;
@@ -13,19 +15,26 @@ struct _EaselEngine {
 struct _EaselModel {
   gatomicrefcount ref;
   EaselCheckpoint *checkpoint;
+  char **config_dirs;      /* hint folders, the checkpoint's own first when it is a folder */
+  char *vocab;             /* explicit vocabulary or NULL */
+  GMutex lock;             /* guards the lazily built parts below */
+  EaselUnet *unet;
+  EaselVae *vae;
+  EaselClip *clip[2];
+  EaselTokenizer *tokenizer;
+  EaselModelSampling *sampling;
 };
 
 EaselEngine *
 easel_engine_new (const EaselEngineOptions *options, GError **error)
 {
-  EaselEngine *e = g_new0 (EaselEngine, 1);
   const char *want = options && options->backend ? options->backend : "auto";
 
   if (g_strcmp0 (want, "cpu") != 0 && g_strcmp0 (want, "auto") != 0) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "backend '%s' is not available (cpu, auto)", want);
-    g_free (e);
     return NULL;
   }
+  EaselEngine *e = g_new0 (EaselEngine, 1);
   e->backend = easel_backend_new_cpu (options ? options->n_threads : 0);
   e->description = g_strdup (g_strcmp0 (want, "auto") == 0 ? "cpu (no Vulkan backend in this build)" : "cpu");
   return e;
@@ -47,16 +56,39 @@ easel_engine_describe (EaselEngine *engine)
   return engine->description;
 }
 
-EaselModel *
-easel_model_load (EaselEngine *engine, const char *path, GError **error)
+EaselBackend *
+easel_engine_backend (EaselEngine *engine)
 {
+  return engine->backend;
+}
+
+EaselModel *
+easel_model_load_with_options (EaselEngine *engine, const char *path, const EaselModelOptions *options,
+                               GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
   EaselCheckpoint *ck = easel_checkpoint_open (path, error);
   if (ck == NULL)
     return NULL;
   EaselModel *m = g_new0 (EaselModel, 1);
   g_atomic_ref_count_init (&m->ref);
+  g_mutex_init (&m->lock);
   m->checkpoint = ck;
+  GPtrArray *dirs = g_ptr_array_new ();
+  if (easel_checkpoint_format (ck) == EASEL_CHECKPOINT_DIFFUSERS)
+    g_ptr_array_add (dirs, g_strdup (path));
+  for (guint i = 0; options && options->config_dirs && options->config_dirs[i]; i++)
+    g_ptr_array_add (dirs, g_strdup (options->config_dirs[i]));
+  g_ptr_array_add (dirs, NULL);
+  m->config_dirs = (char **) g_ptr_array_free (dirs, FALSE);
+  m->vocab = g_strdup (options ? options->vocab : NULL);
   return m;
+}
+
+EaselModel *
+easel_model_load (EaselEngine *engine, const char *path, GError **error)
+{
+  return easel_model_load_with_options (engine, path, NULL, error);
 }
 
 EaselModel *
@@ -69,10 +101,20 @@ easel_model_ref (EaselModel *model)
 void
 easel_model_unref (EaselModel *model)
 {
-  if (model && g_atomic_ref_count_dec (&model->ref)) {
-    easel_checkpoint_free (model->checkpoint);
-    g_free (model);
-  }
+  if (model == NULL || !g_atomic_ref_count_dec (&model->ref))
+    return;
+  /* the networks point into the checkpoint's mappings: free them first */
+  easel_unet_free (model->unet);
+  easel_vae_free (model->vae);
+  easel_clip_free (model->clip[0]);
+  easel_clip_free (model->clip[1]);
+  easel_tokenizer_free (model->tokenizer);
+  easel_model_sampling_free (model->sampling);
+  easel_checkpoint_free (model->checkpoint);
+  g_strfreev (model->config_dirs);
+  g_free (model->vocab);
+  g_mutex_clear (&model->lock);
+  g_free (model);
 }
 
 const char *
@@ -87,11 +129,78 @@ easel_model_detection (const EaselModel *model)
   return easel_checkpoint_detection (model->checkpoint);
 }
 
-GPtrArray *
-easel_generate (EaselEngine *engine, EaselModel *model, const EaselJobParams *params, EaselProgressFunc progress,
-                gpointer user_data, GCancellable *cancellable, GPtrArray **parameters_out, GError **error)
+const EaselCheckpoint *
+easel_model_checkpoint (const EaselModel *model)
 {
-  g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED,
-               "generation is not built yet: the networks and the pipeline are in progress");
-  return NULL;
+  return model->checkpoint;
+}
+
+/* The first <dir>/<component>/config.json of the model's hint folders, parsed; NULL (no error)
+ * when none exists. */
+static gboolean
+load_hint (EaselModel *m, const char *component, EaselJson **out, GError **error)
+{
+  *out = NULL;
+  for (guint i = 0; m->config_dirs[i]; i++) {
+    g_autofree char *p = g_build_filename (m->config_dirs[i], component, "config.json", NULL);
+    if (g_file_test (p, G_FILE_TEST_IS_REGULAR))
+      return (*out = easel_json_parse_file (p, 1 << 20, error)) != NULL;
+  }
+  return TRUE;
+}
+
+EaselUnet *
+easel_model_unet (EaselModel *model, GError **error)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  g_autoptr(EaselJson) hint = NULL;
+  if (model->unet == NULL && load_hint (model, "unet", &hint, error))
+    model->unet = easel_unet_new (model->checkpoint, hint, error);
+  return model->unet;
+}
+
+EaselVae *
+easel_model_vae (EaselModel *model, GError **error)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  g_autoptr(EaselJson) hint = NULL;
+  if (model->vae == NULL && load_hint (model, "vae", &hint, error))
+    model->vae = easel_vae_new (model->checkpoint, hint, error);
+  return model->vae;
+}
+
+EaselClip *
+easel_model_clip (EaselModel *model, guint index, GError **error)
+{
+  g_return_val_if_fail (index < 2, NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  if (model->clip[index] != NULL)
+    return model->clip[index];
+  g_autofree char *prefix = easel_clip_find_prefix (model->checkpoint, index, error);
+  g_autoptr(EaselJson) hint = NULL;
+  if (prefix == NULL || !load_hint (model, index == 0 ? "text_encoder" : "text_encoder_2", &hint, error))
+    return NULL;
+  return model->clip[index] = easel_clip_new (model->checkpoint, prefix, hint, error);
+}
+
+EaselTokenizer *
+easel_model_tokenizer (EaselModel *model, GError **error)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  if (model->tokenizer == NULL)
+    model->tokenizer = easel_vocab_load (model->vocab, easel_checkpoint_path (model->checkpoint), error);
+  return model->tokenizer;
+}
+
+const EaselModelSampling *
+easel_model_sampling (EaselModel *model)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  if (model->sampling == NULL) {
+    EaselPrediction p = easel_checkpoint_detection (model->checkpoint)->prediction;
+    model->sampling = easel_model_sampling_new_scaled_linear (p == EASEL_PREDICTION_V ? EASEL_PREDICTION_V
+                                                                                     : EASEL_PREDICTION_EPSILON,
+                                                              0.00085, 0.012, 1000);
+  }
+  return model->sampling;
 }

@@ -344,7 +344,7 @@ test_request_bad (void)
 static void
 test_schedules (void)
 {
-  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, 0.00085, 0.012, 1000);
+  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPSILON, 0.00085, 0.012, 1000);
   const float *sig = easel_model_sampling_sigmas (ms);
 
   /* SD's table: sigma_min 0.0291672, sigma_max 14.6146 (README section 4) */
@@ -387,7 +387,7 @@ test_schedules (void)
 static void
 test_ksampler_sigmas (void)
 {
-  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, 0.00085, 0.012, 1000);
+  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPSILON, 0.00085, 0.012, 1000);
   g_autoptr(GError) error = NULL;
   gsize n_full = 0, n_drop = 0, n_d = 0, n_long = 0, n0 = 5;
   g_autofree float *full = easel_ksampler_sigmas (ms, EASEL_SCHEDULER_KARRAS, 10, 1.0, FALSE, &n_full, &error);
@@ -431,13 +431,13 @@ test_model_sampling (void)
   easel_model_sampling_denoised (v, 1.0, x, out, den, 2);
   g_assert_cmpfloat_with_epsilon (den[0], 0.5 - 0.5 / G_SQRT2, 1e-6);
   g_assert_cmpfloat_with_epsilon (den[1], -1.0 - 0.25 / G_SQRT2, 1e-6);
-  g_assert_null (easel_model_sampling_new_from_alphas_cumprod (EASEL_PREDICTION_EPS, bad, 3, &error));
+  g_assert_null (easel_model_sampling_new_from_alphas_cumprod (EASEL_PREDICTION_EPSILON, bad, 3, &error));
   g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
   g_clear_error (&error);
-  g_assert_null (easel_model_sampling_new_from_alphas_cumprod (EASEL_PREDICTION_EPS, zero, 2, &error));
+  g_assert_null (easel_model_sampling_new_from_alphas_cumprod (EASEL_PREDICTION_EPSILON, zero, 2, &error));
   g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
   g_clear_error (&error);
-  g_assert_null (easel_model_sampling_new_from_alphas_cumprod (EASEL_PREDICTION_EPS, good, 1, &error));
+  g_assert_null (easel_model_sampling_new_from_alphas_cumprod (EASEL_PREDICTION_EPSILON, good, 1, &error));
   g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
 }
 
@@ -474,7 +474,7 @@ test_bad_arguments (void)
   /* a denoiser that fails stops every sampler with its error */
   for (guint i = 0; i < easel_sampler_count (); i++) {
     const EaselSamplerInfo *s = easel_sampler_at (i);
-    g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, 0.00085, 0.012,
+    g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPSILON, 0.00085, 0.012,
                                                                                1000);
     EaselSampleCtx cc = { N, ms, analytic_denoise, NULL, NULL, &a };
     a.calls = 0;
@@ -912,7 +912,7 @@ static void
 test_sde_brownian_samples (gconstpointer data)
 {
   const EaselSamplerInfo *info = easel_sampler_find (data);
-  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, 0.00085, 0.012,
+  g_autoptr(EaselModelSampling) ms = easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPSILON, 0.00085, 0.012,
                                                                               1000);
   g_autoptr(GError) error = NULL;
   g_autofree float *sig = NULL;

@@ -10,6 +10,7 @@ int easel_cli_inspect (int argc, char **argv);
 int easel_cli_tokenize (int argc, char **argv);
 int easel_cli_check_golden (int argc, char **argv);
 int easel_cli_samplers (int argc, char **argv);
+int easel_cli_generate (int argc, char **argv);
 int easel_cli_bench (int argc, char **argv);
 int easel_cli_make_model (int argc, char **argv);
 

@@ -14,6 +14,7 @@ typedef struct {
 static const Subcommand subcommands[] = {
   { "inspect", easel_cli_inspect, "FILE|DIR   a checkpoint (family, format, tensors) or a PNG (size, parameters)" },
   { "tokenize", easel_cli_tokenize, "[--sdxl] PROMPT|-   CLIP token ids per 77-token chunk and the (text, weight) pairs" },
+  { "generate", easel_cli_generate, "-m MODEL -p PROMPT [-o OUT.png] ...   generate images (--help for every flag)" },
   { "samplers", easel_cli_samplers, "   every sampler and scheduler with its ComfyUI id and A1111 name" },
   { "make-model", easel_cli_make_model, "--family F [--tiny] [--seed N] -o FILE   a random-weight checkpoint" },
   { "bench", easel_cli_bench, "[--family sd15|sdxl|all]   time each network on full-size random weights" },

@@ -37,7 +37,7 @@ manifest_model_sampling (const EaselJson *m)
 {
   const EaselJson *ms = easel_json_get (m, "model_sampling");
   gint64 n = easel_json_get_int (ms, "num_timesteps", 1000);
-  return easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPS, easel_json_get_double (ms, "linear_start", 0.00085),
+  return easel_model_sampling_new_scaled_linear (EASEL_PREDICTION_EPSILON, easel_json_get_double (ms, "linear_start", 0.00085),
                                                  easel_json_get_double (ms, "linear_end", 0.012),
                                                  (guint) CLAMP (n, 2, 100000));
 }

@@ -8,12 +8,9 @@
 
 #include <glib.h>
 
-G_BEGIN_DECLS
+#include "engine/family.h"   /* EaselPrediction: EASEL_PREDICTION_EPSILON (SD 1.x, SDXL) or _V (SD 2.x 768-v) */
 
-typedef enum {
-  EASEL_PREDICTION_EPS,   /* SD 1.x, SDXL: the UNet predicts the noise */
-  EASEL_PREDICTION_V,     /* SD 2.x 768-v: the UNet predicts v */
-} EaselPrediction;
+G_BEGIN_DECLS
 
 /* A discrete-time model's schedule: alphas_cumprod of its n timesteps and the sigma table. */
 typedef struct _EaselModelSampling EaselModelSampling;
