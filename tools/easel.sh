@@ -17,7 +17,7 @@ packages=(
   libglib2.0-dev libpng-dev zlib1g-dev libopenblas-dev
   libgtk-4-dev libadwaita-1-dev
   libvulkan-dev glslc mesa-vulkan-drivers
-  xvfb xauth desktop-file-utils appstream
+  xvfb xauth dbus-daemon desktop-file-utils appstream gettext
 )
 
 install_missing () {
@@ -70,12 +70,13 @@ PY
 run_tests () {
   local status=0 logs=()
   build
-  echo "==> unit and golden suites"
-  meson test -C build --suite unit --suite golden --print-errorlogs || status=1
+  echo "==> unit, golden and ui suites"
+  meson test -C build --suite unit --suite golden --suite ui --print-errorlogs || status=1
   logs+=(build/meson-logs/testlog.json)
 
   echo "==> unit and golden suites under AddressSanitizer + UndefinedBehaviorSanitizer"
-  setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+  # the GTK app is left out here: its libraries' own leaks are not ours to chase
+  setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized -Dgui=disabled
   ninja -C build-asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     meson test -C build-asan --suite unit --suite golden --print-errorlogs --timeout-multiplier 3 || status=1
@@ -83,9 +84,9 @@ run_tests () {
 
   echo "==> fuzz suite (libFuzzer, clang)"
   if [ -f build-fuzz/build.ninja ]; then
-    meson configure build-fuzz -Dfuzzing=true >/dev/null
+    meson configure build-fuzz -Dfuzzing=true -Dgui=disabled >/dev/null
   else
-    CC=clang meson setup build-fuzz -Dfuzzing=true -Db_lundef=false
+    CC=clang meson setup build-fuzz -Dfuzzing=true -Db_lundef=false -Dgui=disabled
   fi
   ninja -C build-fuzz
   meson test -C build-fuzz --suite fuzz --print-errorlogs || status=1
@@ -98,6 +99,10 @@ run_tests () {
 main_job () {
   build
   local cli=build/app/easel-cli
+  if [ -x build/app/easel ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+    echo "==> build/app/easel (the window)"
+    exec build/app/easel
+  fi
   echo "==> $cli --version"
   "$cli" --version
   # No display: one generation, with the built-in demo model unless $EASEL_MODEL names a checkpoint.
