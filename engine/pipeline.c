@@ -541,7 +541,7 @@ encode_image (EaselVae *vae, EaselBackend *be, const float *image01, gint64 B, g
   for (gsize i = 0; i < npx; i++)
     x[i] = image01[i] * 2 - 1;
   g_autofree float *logvar = g_new (float, nl);
-  gboolean ok = H * W > 1024 * 1024 ? easel_vae_encode_tiled (vae, be, x, B, H, W, 512, 64, latent, logvar, error)
+  gboolean ok = H * W > 1024 * 1024 ? easel_vae_encode_tiled (vae, be, x, B, H, W, EASEL_VAE_TILES_EXACT, 512, 64, latent, logvar, error)
                                     : easel_vae_encode (vae, be, x, B, H, W, latent, logvar, error);
   if (!ok)
     return FALSE;
@@ -961,7 +961,7 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
     g_free (out->decoded);
     out->decoded = g_new (float, npx);
     out->n_decoded = npx;
-    gboolean dec_ok = hw > 128 * 128 ? easel_vae_decode_tiled (vae, be, z, B, h, w, 64, 16, out->decoded, error)
+    gboolean dec_ok = hw > 128 * 128 ? easel_vae_decode_tiled (vae, be, z, B, h, w, EASEL_VAE_TILES_EXACT, 64, 16, out->decoded, error)
                                      : easel_vae_decode (vae, be, z, B, h, w, out->decoded, error);
     if (!dec_ok)
       goto done;
