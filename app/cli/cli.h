@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 int easel_cli_inspect (int argc, char **argv);
 int easel_cli_tokenize (int argc, char **argv);
 int easel_cli_check_golden (int argc, char **argv);
+int easel_cli_devices (int argc, char **argv);
 
 /* inspect, by what the file is (cli-inspect-*.c) */
 int easel_cli_inspect_png (const char *path, gboolean list_tensors);

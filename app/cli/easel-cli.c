@@ -15,6 +15,7 @@ static const Subcommand subcommands[] = {
   { "inspect", easel_cli_inspect, "FILE|DIR   a checkpoint (family, format, tensors) or a PNG (size, parameters)" },
   { "tokenize", easel_cli_tokenize, "[--sdxl] PROMPT|-   CLIP token ids per 77-token chunk and the (text, weight) pairs" },
   { "check-golden", easel_cli_check_golden, "[--backend cpu|vulkan] DIR   compare with reference data" },
+  { "devices", easel_cli_devices, "the Vulkan devices, what each supports, which one runs" },
 };
 
 void

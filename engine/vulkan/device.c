@@ -314,6 +314,8 @@ out:
   return NULL;
 }
 
+static gint pick (const EaselVulkanDeviceInfo *infos, guint n, const char *name, GError **error);
+
 GArray *
 easel_vulkan_list_devices (GError **error)
 {
@@ -328,6 +330,9 @@ easel_vulkan_list_devices (GError **error)
     g_array_set_size (out, n);
     for (guint i = 0; i < n; i++)
       read_info (instance, phys[i], i, &g_array_index (out, EaselVulkanDeviceInfo, i));
+    gint chosen = pick ((const EaselVulkanDeviceInfo *) out->data, n, g_getenv ("EASEL_VULKAN_DEVICE"), NULL);
+    if (chosen >= 0)
+      g_array_index (out, EaselVulkanDeviceInfo, chosen).chosen = TRUE;
   }
   vkDestroyInstance (instance, NULL);
   return out;

@@ -31,6 +31,7 @@ typedef struct {
   guint32 max_workgroup_invocations;
   guint32 max_push_constants;
   gboolean usable;                      /* the backend can run on it */
+  gboolean chosen;                      /* the one easel_backend_new_vulkan (NULL) takes */
   char reason[160];                     /* why not, when !usable */
 } EaselVulkanDeviceInfo;
 
