@@ -559,6 +559,50 @@ test_memory_reuse_chain (void)
   compare ("chain of 40 steps with skips", build_chain, &c, NMSE_SAME);
 }
 
+static EaselTensor *
+build_many_alive (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  EaselTensor *x = input (g, c), *sum = NULL;
+  /* eight results alive at once: later ones sit far past the first 64 KiB of the arena */
+  for (int i = 0; i < 8; i++) {
+    EaselTensor *h = easel_op_scale (g, easel_op_silu (g, x), 1.0f + i);
+    easel_graph_mark_output (g, h);
+    sum = sum ? easel_op_add (g, sum, h) : h;
+  }
+  return sum;
+}
+
+/* With bindings capped at 64 KiB (EASEL_VULKAN_MAX_BINDING, as lavapipe's 128 MiB scaled down),
+ * tensors deep in the arena are bound through sub-ranges at an offset; a tensor larger than one
+ * binding is a clear error, not a wrong result. */
+static void
+test_binding_ranges (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (21);
+  g_autoptr(GError) error = NULL;
+  g_autofree float *x = random_floats (r, 30000, 2);
+  g_setenv ("EASEL_VULKAN_MAX_BINDING", "65536", TRUE);
+  EaselBackend *full = vk;
+  vk = easel_backend_new_vulkan (NULL, &error);
+  g_setenv ("EASEL_VULKAN_MAX_BINDING", "0", TRUE);     /* below 256: no cap */
+  g_assert_no_error (error);
+
+  Case c = { 2, { 3, 3001 }, x };            /* 36 KiB per tensor, 10 of them alive */
+  compare ("bindings past 64 KiB of the arena", build_many_alive, &c, NMSE_SAME);
+  {
+    g_autoptr(EaselGraph) g = easel_graph_new ();
+    const gint64 s[1] = { 20000 };           /* 80 KiB: more than one binding */
+    easel_graph_mark_output (g, easel_op_silu (g, easel_graph_input (g, "big", EASEL_DTYPE_F32, 1, s, x)));
+    g_assert_false (easel_backend_compute (vk, g, &error));
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED);
+    g_assert_nonnull (strstr (error->message, "maxStorageBufferRange"));
+  }
+  check_validation ();
+  easel_backend_free (vk);
+  vk = full;
+}
+
 static void
 test_errors (void)
 {
@@ -617,6 +661,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-vulkan/read-view", test_read_view);
   g_test_add_func ("/backend-vulkan/weights-reused", test_weights_reused);
   g_test_add_func ("/backend-vulkan/memory-reuse-chain", test_memory_reuse_chain);
+  g_test_add_func ("/backend-vulkan/binding-ranges", test_binding_ranges);
   g_test_add_func ("/backend-vulkan/errors", test_errors);
   int rc = g_test_run ();
   easel_backend_free (vk);
