@@ -43,7 +43,11 @@ easel_vk_tensor_arg (EaselVkBackend *vb, const EaselTensor *t, EaselVkWeightForm
   VkDeviceSize esize;
   if (is_weight (t)) {
     EaselVkWeight *w = g_hash_table_lookup (vb->weights[fmt], base->data);
-    g_assert (w != NULL && !write);    /* uploaded before recording; weights are never written */
+    if (w == NULL || w->numel < 0 || write) {   /* uploaded before recording; never written */
+      g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "vulkan: weight '%s' %s", base->name,
+                   write ? "is written by an op" : "was not uploaded");
+      return FALSE;
+    }
     slice = w->slice;
     esize = fmt == EASEL_VK_WEIGHT_F16 ? 2 : 4;
   } else {
