@@ -1,6 +1,10 @@
 /* engine/backend.c: the backend interface's dispatch. */
 #include "backend.h"
 
+#include <string.h>
+
+#include "error.h"
+
 const char *
 easel_backend_name (EaselBackend *b)
 {
@@ -44,4 +48,17 @@ easel_backend_free (EaselBackend *b)
 {
   if (b)
     b->klass->free (b);
+}
+
+EaselBackend *
+easel_backend_new_for_name (const char *name, GError **error)
+{
+  if (name == NULL || strcmp (name, "cpu") == 0)
+    return easel_backend_new_cpu (0);
+  if (strcmp (name, "vulkan") == 0)
+    return easel_backend_new_vulkan (NULL, error);
+  if (g_str_has_prefix (name, "vulkan:"))
+    return easel_backend_new_vulkan (name + strlen ("vulkan:"), error);
+  g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "unknown backend '%s' (cpu, vulkan or vulkan:DEVICE)", name);
+  return NULL;
 }

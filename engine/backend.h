@@ -39,6 +39,15 @@ struct _EaselBackend {
 
 /* n_threads <= 0: $EASEL_THREADS or every core. transfer full. */
 EaselBackend *easel_backend_new_cpu (int n_threads);
+/* device: NULL ($EASEL_VULKAN_DEVICE, else the first usable GPU, else a CPU implementation such as
+ * lavapipe), an index or part of a name as `easel-cli devices` lists them. NULL with a one-line
+ * reason when there is no usable device or Easel was built without Vulkan; callers fall back to
+ * the CPU and say so once. transfer full. */
+EaselBackend *easel_backend_new_vulkan (const char *device, GError **error);
+/* "cpu" or "vulkan" (optionally "vulkan:DEVICE"), for harnesses and command lines. */
+EaselBackend *easel_backend_new_for_name (const char *name, GError **error);
+/* Errors the Vulkan validation layer reported so far ($EASEL_VULKAN_VALIDATION=1); -1 when off. */
+gint          easel_backend_vulkan_validation_errors (EaselBackend *b);
 
 const char *easel_backend_name (EaselBackend *b);
 gboolean    easel_backend_compute (EaselBackend *b, EaselGraph *g, GError **error);

@@ -16,7 +16,7 @@ packages=(
   build-essential pkg-config meson ninja-build clang lld llvm
   libglib2.0-dev libpng-dev zlib1g-dev libopenblas-dev
   libgtk-4-dev libadwaita-1-dev
-  libvulkan-dev glslc mesa-vulkan-drivers
+  libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
   xvfb xauth dbus-daemon desktop-file-utils appstream gettext
 )
 
@@ -70,8 +70,8 @@ PY
 run_tests () {
   local status=0 logs=()
   build
-  echo "==> unit, golden and ui suites"
-  meson test -C build --suite unit --suite golden --suite ui --print-errorlogs || status=1
+  echo "==> unit, golden, ui and vulkan suites"
+  meson test -C build --suite unit --suite golden --suite ui --suite vulkan --print-errorlogs || status=1
   logs+=(build/meson-logs/testlog.json)
 
   echo "==> unit and golden suites under AddressSanitizer + UndefinedBehaviorSanitizer"

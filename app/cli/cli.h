@@ -13,6 +13,7 @@ int easel_cli_samplers (int argc, char **argv);
 int easel_cli_generate (int argc, char **argv);
 int easel_cli_bench (int argc, char **argv);
 int easel_cli_make_model (int argc, char **argv);
+int easel_cli_devices (int argc, char **argv);
 
 /* inspect, by what the file is (cli-inspect-*.c) */
 int easel_cli_inspect_png (const char *path, gboolean list_tensors);

@@ -19,6 +19,7 @@ static const Subcommand subcommands[] = {
   { "make-model", easel_cli_make_model, "--family F [--tiny] [--seed N] -o FILE   a random-weight checkpoint" },
   { "bench", easel_cli_bench, "[--family sd15|sdxl|all]   time each network on full-size random weights" },
   { "check-golden", easel_cli_check_golden, "[--backend cpu|vulkan] DIR   compare with reference data" },
+  { "devices", easel_cli_devices, "the Vulkan devices, what each supports, which one runs" },
 };
 
 void

@@ -1,0 +1,222 @@
+/* engine/vulkan/vk.h: the Vulkan backend's internal objects, one file per kind (STYLE.md V1):
+ * device.c (instance, device choice, capabilities), memory.c (buffers, weight slabs, staging),
+ * pipeline.c (one struct per shader variant, built on first use, the pipeline cache), cmd.c (the
+ * command buffer, barriers where data flows, the dispatch helper), ops.c (one function per graph op),
+ * backend-vulkan.c (the EaselBackendClass). Every VkResult becomes a GError through VK_TRY. */
+#pragma once
+
+#include <vulkan/vulkan.h>
+
+#include "engine/backend.h"
+#include "engine/vulkan/devices.h"
+
+G_BEGIN_DECLS
+
+/* VK_KHR_cooperative_matrix postdates Debian 12's headers (1.3.239): the pieces used to list it. */
+#define EASEL_VK_KHR_COOPERATIVE_MATRIX_NAME "VK_KHR_cooperative_matrix"
+#define EASEL_VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType) 1000506001)
+#define EASEL_VK_COMPONENT_TYPE_FLOAT16_KHR 0u
+#define EASEL_VK_COMPONENT_TYPE_FLOAT32_KHR 1u
+typedef struct {
+  VkStructureType sType;
+  void *pNext;
+  uint32_t MSize, NSize, KSize;
+  uint32_t AType, BType, CType, ResultType;    /* VkComponentTypeKHR */
+  VkBool32 saturatingAccumulation;
+  uint32_t scope;                              /* VkScopeKHR */
+} EaselVkCooperativeMatrixPropertiesKHR;
+typedef VkResult (VKAPI_PTR *EaselVkGetCoopMatPropsKHR) (VkPhysicalDevice, uint32_t *,
+                                                         EaselVkCooperativeMatrixPropertiesKHR *);
+
+void easel_vk_set_error (GError **error, VkResult r, const char *call, const char *func);
+const char *easel_vk_result_name (VkResult r);
+
+#define VK_TRY(call) G_STMT_START {                                              \
+    VkResult r_ = (call);                                                        \
+    if (G_UNLIKELY (r_ != VK_SUCCESS)) {                                         \
+      easel_vk_set_error (error, r_, #call, G_STRFUNC);                          \
+      goto out;                                                                  \
+    }                                                                            \
+  } G_STMT_END
+
+/* --- device.c ------------------------------------------------------------------------------- */
+
+typedef struct {
+  VkInstance instance;
+  VkDebugUtilsMessengerEXT messenger;
+  gint validation_errors;                /* counted by the messenger; -1 when validation is off */
+  VkPhysicalDevice phys;
+  EaselVulkanDeviceInfo info;
+  VkPhysicalDeviceMemoryProperties mem;
+  VkDevice device;
+  VkQueue queue;
+  guint32 queue_family;
+  gboolean weights_f16;                  /* matrix weights stored fp16 (the *_f16 variants) */
+  PFN_vkSetDebugUtilsObjectNameEXT set_name;
+} EaselVkDevice;
+
+/* name: NULL ($EASEL_VULKAN_DEVICE or the first usable, GPUs before CPU implementations), an index,
+ * or part of a device name. */
+EaselVkDevice *easel_vk_device_new (const char *name, GError **error);
+void           easel_vk_device_free (EaselVkDevice *dev);
+void           easel_vk_name (EaselVkDevice *dev, VkObjectType type, guint64 handle, const char *name);
+
+/* --- memory.c ------------------------------------------------------------------------------- */
+
+typedef struct {
+  VkBuffer buffer;
+  VkDeviceMemory memory;
+  VkDeviceSize size;
+  void *mapped;                          /* host-visible buffers: persistently mapped */
+  gboolean coherent;
+} EaselVkBuffer;
+
+/* A range of a buffer: what a tensor's storage is. */
+typedef struct {
+  EaselVkBuffer *buf;
+  VkDeviceSize offset, size;
+} EaselVkSlice;
+
+typedef enum { EASEL_VK_DEVICE_LOCAL, EASEL_VK_UPLOAD, EASEL_VK_READBACK } EaselVkMemoryKind;
+
+gboolean easel_vk_buffer_init  (EaselVkDevice *dev, EaselVkBuffer *b, VkDeviceSize size, EaselVkMemoryKind kind,
+                                const char *name, GError **error);
+void     easel_vk_buffer_clear (EaselVkDevice *dev, EaselVkBuffer *b);
+/* host access to a non-coherent mapping: flush after writing, invalidate before reading */
+gboolean easel_vk_buffer_flush      (EaselVkDevice *dev, EaselVkBuffer *b, GError **error);
+gboolean easel_vk_buffer_invalidate (EaselVkDevice *dev, EaselVkBuffer *b, GError **error);
+
+/* Weights: large device-local slabs, suballocated, never freed one by one (STYLE.md V5). */
+typedef struct {
+  GPtrArray *slabs;                      /* EaselVkBuffer *, owned */
+  VkDeviceSize top;                      /* used bytes of the last slab */
+  VkDeviceSize slab_size;
+} EaselVkSlabs;
+
+void     easel_vk_slabs_init  (EaselVkSlabs *s, VkDeviceSize slab_size);
+void     easel_vk_slabs_clear (EaselVkDevice *dev, EaselVkSlabs *s);
+gboolean easel_vk_slabs_alloc (EaselVkDevice *dev, EaselVkSlabs *s, VkDeviceSize size, EaselVkSlice *out,
+                               GError **error);
+
+/* --- pipeline.c ----------------------------------------------------------------------------- */
+
+typedef enum {
+  EASEL_VK_ATTENTION,
+  EASEL_VK_BINARY_ADD,
+  EASEL_VK_BINARY_MUL,
+  EASEL_VK_CONCAT,
+  EASEL_VK_CONV2D_F16,
+  EASEL_VK_CONV2D_F32,
+  EASEL_VK_COPY,
+  EASEL_VK_GEGLU,
+  EASEL_VK_GET_ROWS_F16,
+  EASEL_VK_GET_ROWS_F32,
+  EASEL_VK_GROUP_NORM,
+  EASEL_VK_LAYER_NORM,
+  EASEL_VK_LINEAR_F16,
+  EASEL_VK_LINEAR_F32,
+  EASEL_VK_TIMESTEP_EMBEDDING,
+  EASEL_VK_UNARY_GELU,
+  EASEL_VK_UNARY_GELU_TANH,
+  EASEL_VK_UNARY_QUICK_GELU,
+  EASEL_VK_UNARY_SCALE,
+  EASEL_VK_UNARY_SILU,
+  EASEL_VK_UPSAMPLE_NEAREST,
+  EASEL_VK_N_PIPELINES
+} EaselVkPipelineId;
+
+#define EASEL_VK_MAX_BINDINGS 4
+#define EASEL_VK_PUSH_MAX 128
+
+typedef struct {
+  const char *name;                      /* the variant's name in shaders/meson.build */
+  guint n_buffers;                       /* bindings 0 .. n-1, the output last */
+  guint push_size;                       /* sizeof the C mirror of the push block */
+  guint wg[3];                           /* elements per workgroup on each axis */
+  gboolean flat;                         /* 1D: group counts past the x limit fold into y */
+  const guint32 *spv;
+  gsize spv_size;
+  VkPipeline pipeline;                   /* VK_NULL_HANDLE until the first dispatch */
+} EaselVkPipeline;
+
+typedef struct {
+  VkDescriptorSetLayout set_layout;      /* EASEL_VK_MAX_BINDINGS storage buffers, for every pipeline */
+  VkPipelineLayout layout;
+  VkPipelineCache cache;
+  char *cache_path;
+  EaselVkPipeline p[EASEL_VK_N_PIPELINES];
+} EaselVkPipelines;
+
+gboolean         easel_vk_pipelines_init  (EaselVkDevice *dev, EaselVkPipelines *pl, GError **error);
+void             easel_vk_pipelines_clear (EaselVkDevice *dev, EaselVkPipelines *pl);  /* saves the cache */
+EaselVkPipeline *easel_vk_pipeline_get    (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkPipelineId id,
+                                           GError **error);
+const char      *easel_vk_pipeline_name   (EaselVkPipelineId id);
+
+/* --- cmd.c ---------------------------------------------------------------------------------- */
+
+/* One binding of a dispatch: a range of a buffer, and whether the dispatch writes it. Ranges of
+ * tracked buffers (the activation arena) take part in the hazard tracking. */
+typedef struct {
+  EaselVkBuffer *buf;
+  VkDeviceSize offset, range;            /* what the descriptor binds (aligned, <= maxStorageBufferRange) */
+  gboolean write;
+} EaselVkArg;
+
+typedef struct {
+  VkCommandPool pool;
+  VkCommandBuffer buf;
+  VkFence fence;
+  gboolean recording, pending;           /* pending: submitted, fence not yet waited on */
+  GArray *desc_pools;                    /* VkDescriptorPool, reset after each wait */
+  guint desc_pool_cur, sets_in_cur;
+  GArray *written, *read;                /* EaselVkRange since the last barrier */
+  guint n_dispatches, n_barriers;
+} EaselVkCmd;
+
+gboolean easel_vk_cmd_init   (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
+void     easel_vk_cmd_clear  (EaselVkDevice *dev, EaselVkCmd *c);
+/* waits for the last submission (if any) and starts recording */
+gboolean easel_vk_cmd_begin  (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
+gboolean easel_vk_cmd_submit (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
+gboolean easel_vk_cmd_wait   (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
+/* a compute -> compute memory barrier (read-after-write and write-after-read) */
+void     easel_vk_cmd_barrier (EaselVkCmd *c);
+gboolean easel_vk_dispatch (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkCmd *c, EaselVkPipelineId id,
+                            const EaselVkArg *args, guint n_args, const void *push, gsize push_size,
+                            guint64 nx, guint64 ny, guint64 nz, GError **error);
+
+/* --- backend-vulkan.c / ops.c -------------------------------------------------------------- */
+
+typedef enum { EASEL_VK_WEIGHT_F32, EASEL_VK_WEIGHT_F16 } EaselVkWeightFormat;
+
+typedef struct {
+  EaselBackend parent;
+  EaselVkDevice *dev;
+  EaselVkPipelines pl;
+  EaselVkCmd cmd;                        /* the graph's dispatches */
+  EaselVkCmd upload;                     /* weight and input uploads, synchronous */
+  EaselVkBuffer staging;                 /* host-visible, for uploads */
+  EaselVkBuffer dummy;                   /* bound to unused bindings (optional bias, gamma, ...) */
+  EaselVkBuffer arena;                   /* activations, laid out by easel_graph_plan */
+  EaselVkBuffer readback;                /* outputs copied here at the end of each compute */
+  EaselVkSlabs slabs;                    /* weights */
+  GHashTable *weights[2];                /* per EaselVkWeightFormat: const void *data -> EaselVkWeight * */
+  GHashTable *outputs;                   /* EaselTensor *base -> offset in readback + 1 */
+} EaselVkBackend;
+
+typedef struct {
+  EaselVkSlice slice;
+  EaselDType dtype;                      /* of the checkpoint data it came from */
+  gint64 numel;
+} EaselVkWeight;
+
+/* The binding for tensor t (any view) and the element offset of t's element [0, ...] in it; weights
+ * in format fmt (uploaded before recording). */
+gboolean easel_vk_tensor_arg (EaselVkBackend *vb, const EaselTensor *t, EaselVkWeightFormat fmt, gboolean write,
+                              EaselVkArg *arg, guint32 *elem_offset, GError **error);
+/* the weight format an op wants for source s of node t */
+EaselVkWeightFormat easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s);
+gboolean easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error);
+
+G_END_DECLS
