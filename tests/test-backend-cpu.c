@@ -178,6 +178,56 @@ test_linear_f16_weights_and_rows (void)
   }
 }
 
+/* Weights over the cache budget are converted into scratch on every use: two large F16 linears in
+ * a row (each 640 × 640, 1.6 MB as fp32, over the 1 MB always-kept size) with a zero budget give the
+ * same result as with the default budget. */
+static void
+test_weights_over_budget (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (12);
+  enum { K = 640, M = 3 };
+  const gint64 ws[2] = { K, K }, xs[2] = { M, K };
+  g_autofree float *x = random_floats (r, M * K);
+  g_autofree guint16 *w1 = g_new (guint16, K * K), *w2 = g_new (guint16, K * K);
+  for (int i = 0; i < K * K; i++) {
+    w1[i] = easel_f32_to_f16 ((float) g_rand_double_range (r, -0.05, 0.05));
+    w2[i] = easel_f32_to_f16 ((float) g_rand_double_range (r, -0.05, 0.05));
+  }
+  float out[2][M * K];
+  for (int budget = 0; budget < 2; budget++) {
+    if (budget == 0)
+      g_setenv ("EASEL_CPU_WEIGHT_CACHE_MB", "0", TRUE);
+    else
+      g_unsetenv ("EASEL_CPU_WEIGHT_CACHE_MB");
+    g_autoptr(EaselBackend) be = easel_backend_new_cpu (2);
+    for (int round = 0; round < 2; round++) {   /* the second compute finds nothing kept (budget 0) */
+      g_autoptr(EaselGraph) g = easel_graph_new ();
+      g_autoptr(GError) error = NULL;
+      EaselTensor *in = easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, xs, x);
+      EaselTensor *y = easel_op_linear (g, easel_op_linear (g, in, easel_graph_weight (g, "w1", EASEL_DTYPE_F16, 2, ws, w1), NULL),
+                                        easel_graph_weight (g, "w2", EASEL_DTYPE_F16, 2, ws, w2), NULL);
+      easel_graph_mark_output (g, y);
+      g_assert_true (easel_backend_compute (be, g, &error));
+      g_assert_true (easel_backend_read (be, y, out[budget], &error));
+    }
+  }
+  assert_close (out[0], out[1], M * K, 0);
+  /* and against a double-precision reference */
+  for (int i = 0; i < M; i++)
+    for (int o = 0; o < K; o += 97) {
+      double h[K], acc = 0;
+      for (int k = 0; k < K; k++) {
+        double a = 0;
+        for (int j = 0; j < K; j++)
+          a += (double) x[i * K + j] * easel_f16_to_f32 (w1[k * K + j]);
+        h[k] = a;
+      }
+      for (int k = 0; k < K; k++)
+        acc += h[k] * easel_f16_to_f32 (w2[o * K + k]);
+      g_assert_cmpfloat_with_epsilon (out[0][i * K + o], acc, 1e-4);
+    }
+}
+
 /* Attention on slices of one fused projection, heads 2, against a naive softmax. */
 static void
 test_attention_on_fused_qkv (void)
@@ -485,6 +535,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/random-views", test_random_views);
   g_test_add_func ("/backend-cpu/broadcast", test_broadcast);
   g_test_add_func ("/backend-cpu/linear-f16-weights-and-rows", test_linear_f16_weights_and_rows);
+  g_test_add_func ("/backend-cpu/weights-over-budget", test_weights_over_budget);
   g_test_add_func ("/backend-cpu/attention-on-fused-qkv", test_attention_on_fused_qkv);
   g_test_add_func ("/backend-cpu/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-cpu/errors", test_errors);

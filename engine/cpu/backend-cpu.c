@@ -5,6 +5,7 @@
  * sized for the largest node. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/backend.h"
 #include "engine/error.h"
@@ -18,6 +19,10 @@ typedef struct {
   float *work;
   gsize work_floats;
   GHashTable *weights;     /* const void *data -> float * (converted copy) */
+  gsize weights_bytes;     /* held by the converted copies */
+  gsize weights_budget;    /* copies kept up to this; larger weights are converted on every use */
+  float *wscratch;         /* the weight of the current node when it is not kept */
+  gsize wscratch_floats;
   gboolean profile;        /* $EASEL_PROFILE: time per op, printed to stderr when freed */
   double op_seconds[EASEL_OP_COUNT], op_flops[EASEL_OP_COUNT];
   guint64 op_calls[EASEL_OP_COUNT];
@@ -44,19 +49,31 @@ grow (gpointer old, gsize *have, gsize want, gsize elem)
   return g_malloc (want * elem);
 }
 
+/* fp32 of a weight: in place for aligned F32 data; otherwise converted once and kept while the
+ * copies fit the budget ($EASEL_CPU_WEIGHT_CACHE_MB, default a quarter of the machine's memory),
+ * else converted into scratch on every use — SDXL's fp16 weights then stay in the mapped file
+ * instead of doubling as 10 GiB of fp32 copies. A node reads at most one large weight, so one
+ * scratch buffer serves. */
 static const float *
 weight_f32 (CpuBackend *cb, EaselTensor *base)
 {
   if (base->dtype == EASEL_DTYPE_F32 && ((guintptr) base->data % sizeof (float)) == 0)
     return base->data;
   float *f = g_hash_table_lookup (cb->weights, base->data);
-  if (f == NULL) {
-    gint64 n = easel_tensor_numel (base);
-    f = g_malloc (MAX (n, 1) * sizeof (float));
-    easel_dtype_to_f32 (base->dtype, base->data, f, n);
+  if (f != NULL)
+    return f;
+  gint64 n = easel_tensor_numel (base);
+  gsize bytes = MAX (n, 1) * sizeof (float);
+  if (bytes <= (1u << 20) || cb->weights_bytes + bytes <= cb->weights_budget) {
+    f = g_malloc (bytes);
+    easel_cpu_convert_to_f32 (cb->pool, base->dtype, base->data, f, n);
     g_hash_table_insert (cb->weights, base->data, f);
+    cb->weights_bytes += bytes;
+    return f;
   }
-  return f;
+  cb->wscratch = grow (cb->wscratch, &cb->wscratch_floats, MAX (n, 1), sizeof (float));
+  easel_cpu_convert_to_f32 (cb->pool, base->dtype, base->data, cb->wscratch, n);
+  return cb->wscratch;
 }
 
 /* Element [0, 0, ...] of a tensor (view or not) as float storage. */
@@ -456,6 +473,7 @@ cpu_free (EaselBackend *b)
   g_hash_table_unref (cb->weights);
   g_free (cb->arena);
   g_free (cb->work);
+  g_free (cb->wscratch);
   g_free (cb);
 }
 
@@ -468,6 +486,13 @@ easel_backend_new_cpu (int n_threads)
   cb->parent.klass = &cpu_class;
   cb->pool = easel_cpu_pool_new (n_threads);
   cb->weights = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  const char *budget = g_getenv ("EASEL_CPU_WEIGHT_CACHE_MB");
+  if (budget != NULL)
+    cb->weights_budget = (gsize) g_ascii_strtoull (budget, NULL, 10) << 20;
+  else {
+    long pages = sysconf (_SC_PHYS_PAGES), page = sysconf (_SC_PAGESIZE);
+    cb->weights_budget = pages > 0 && page > 0 ? (gsize) pages * (gsize) page / 4 : (gsize) 4 << 30;
+  }
   cb->profile = g_getenv ("EASEL_PROFILE") != NULL && g_strcmp0 (g_getenv ("EASEL_PROFILE"), "0") != 0;
   return &cb->parent;
 }

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "engine/cpu/pool.h"
+#include "engine/dtype.h"
 
 G_BEGIN_DECLS
 
@@ -124,5 +125,10 @@ void easel_cpu_concat_channels_f32 (EaselCpuPool *pool, float *y, const float *a
  * y (N, dim) = [cos (t f) | sin (t f)], f_i = exp (-ln (10000) · i / half), half = dim / 2; an odd
  * dim ends with a 0 column. t (N), float (fractional timesteps allowed). */
 void easel_cpu_timestep_embedding_f32 (float *y, const float *t, gint64 N, gint64 dim);
+
+/* --- weights --------------------------------------------------------------------------------- */
+
+/* dst (n) = src (n elements of dtype) as fp32, split over the pool; F16 uses F16C where present. */
+void easel_cpu_convert_to_f32 (EaselCpuPool *pool, EaselDType dtype, const void *src, float *dst, gint64 n);
 
 G_END_DECLS
