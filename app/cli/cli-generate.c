@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -176,6 +177,7 @@ easel_cli_generate (int argc, char **argv)
   g_auto(GStrv) config_dirs = NULL;
   int steps = -1, width = -1, height = -1, batch_size = 1, batch_count = 1, clip_skip = -1, mask_blur = 4;
   int padding = 32, threads = 0;
+  gboolean timings = FALSE;
   double cfg = NAN, strength = NAN, switch_at = 0.8;
   gboolean only_masked = FALSE;
   GOptionEntry entries[] = {
@@ -212,6 +214,7 @@ easel_cli_generate (int argc, char **argv)
     { "config-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &config_dirs,
       "a diffusers folder whose <part>/config.json describe a single file's unusual networks", "DIR" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
+    { "timings", 0, 0, G_OPTION_ARG_NONE, &timings, "Print the time of each phase and the peak memory on stderr", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) oc = g_option_context_new ("- generate images");
@@ -352,6 +355,13 @@ easel_cli_generate (int argc, char **argv)
     }
     easel_cli_error ("%s", error->message);
     return 1;
+  }
+  if (timings) {
+    struct rusage ru;
+    getrusage (RUSAGE_SELF, &ru);
+    fprintf (stderr, "timings: load + text encoding %.2f s, sampling %.2f s (%u steps, %.2f s/step), VAE %.2f s, "
+             "peak RSS %.2f GiB\n", r.seconds_prepare, r.seconds_sampling, r.steps_run,
+             r.steps_run ? r.seconds_sampling / r.steps_run : 0.0, r.seconds_vae, ru.ru_maxrss / (1024.0 * 1024.0));
   }
   int status = 0;
   for (guint i = 0; i < r.images->len && status == 0; i++) {
