@@ -31,6 +31,8 @@ struct _EaselWindow {
   GArray *jobs;                  /* guint ids of this window's Generate jobs */
   guint inhibit_cookie;
   char *last_toast;
+  gboolean demo_said;            /* the demo-model toast was shown */
+  AdwToast *error_toast;         /* the last error toast (it stays until dismissed), or NULL */
   GCancellable *cancellable;
 };
 
@@ -54,12 +56,21 @@ easel_window_show_page (EaselWindow *self, const char *name)
   adw_view_stack_set_visible_child_name (self->view_stack, name);
 }
 
+static void
+dismiss_error_toast (EaselWindow *self)
+{
+  if (self->error_toast)
+    adw_toast_dismiss (self->error_toast);
+  g_clear_object (&self->error_toast);
+}
+
 void
 easel_window_toast (EaselWindow *self, const char *message)
 {
   g_return_if_fail (EASEL_IS_WINDOW (self));
   g_free (self->last_toast);
   self->last_toast = g_strdup (message);
+  dismiss_error_toast (self);   /* a newer message replaces a stale error */
   AdwToast *toast = adw_toast_new (message);
   adw_toast_set_timeout (toast, 8);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
@@ -78,6 +89,8 @@ toast_error (EaselWindow *self, const char *what, const GError *error, const cha
   adw_toast_set_button_label (toast, _("_Details"));
   adw_toast_set_action_name (toast, "win.error-details");
   adw_toast_set_action_target_value (toast, g_variant_new_string (message));
+  dismiss_error_toast (self);
+  self->error_toast = g_object_ref (toast);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
@@ -120,8 +133,15 @@ static void
 on_job_started (EaselWorker *worker, guint id, EaselWindow *self)
 {
   update_running (self);
-  if (is_my_job (self, id))
-    easel_canvas_set_progress (self->canvas, 0, _("Starting…"));
+  if (!is_my_job (self, id))
+    return;
+  easel_canvas_set_progress (self->canvas, 0, _("Starting…"));
+  g_autofree char *model = g_settings_get_string (self->settings, "model");
+  if (*model == '\0' && !self->demo_said) {
+    self->demo_said = TRUE;
+    easel_window_toast (self, _("Using the built-in demo model: random weights, so the images are noise. Choose a "
+                                "checkpoint for real pictures"));
+  }
 }
 
 static void
@@ -401,6 +421,7 @@ easel_window_dispose (GObject *object)
       gtk_application_uninhibit (app, self->inhibit_cookie);
     self->inhibit_cookie = 0;
   }
+  g_clear_object (&self->error_toast);
   gtk_widget_dispose_template (GTK_WIDGET (self), EASEL_TYPE_WINDOW);
   g_clear_object (&self->worker);
   g_clear_object (&self->settings);

@@ -260,6 +260,7 @@ test_window_generate (Fixture *f, gconstpointer data)
   g_test_message ("previews %u, progress reports %u, toast %s", f->n_previews, f->n_progress,
                   easel_window_get_last_toast (f->win));
   g_assert_cmpuint (f->n_previews, >=, 1);
+  g_assert_true (g_str_has_prefix (easel_window_get_last_toast (f->win), "Using the built-in demo model"));
   g_assert_cmpint (f->last_step, ==, 6);
   g_assert_cmpint (f->last_total, ==, 6);
   EaselCanvas *canvas = easel_window_get_canvas (f->win);
