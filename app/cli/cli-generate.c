@@ -136,35 +136,19 @@ load_latents (const char *path, gsize want, GError **error)
   return easel_st_tensor_to_f32 (t);
 }
 
-/* The built-in demo: a tiny random-weight SD 1.5 model and its generated vocabulary, written once
- * into $XDG_DATA_HOME/easel/demo/ (model.safetensors, tokenizer/). */
+/* The built-in demo model (engine/model-make.h), said in one line. */
 static gboolean
 demo_model (char **model, char **vocab, GError **error)
 {
-  g_autofree char *dir = g_build_filename (g_get_user_data_dir (), "easel", "demo", NULL);
-  g_autofree char *path = g_build_filename (dir, "model.safetensors", NULL);
-  g_autofree char *tok = g_build_filename (dir, "tokenizer", NULL);
-  gboolean have = g_file_test (path, G_FILE_TEST_IS_REGULAR);
+  g_autofree char *dir = easel_demo_model_dir ();
+  g_autofree char *demo_vocab = NULL;
+  gboolean written = FALSE;
+  if (!easel_demo_model_ensure (model, &demo_vocab, &written, error))
+    return FALSE;
   fprintf (stderr, "easel-cli: no model given (-m) or configured (EASEL_MODEL): using the built-in demo model, "
-           "random weights, %s %s\n", have ? "in" : "written to", dir);
-  if (!have) {
-    EaselModelSpec spec;
-    EaselMakeOptions opt = { .dtype = EASEL_DTYPE_F16, .seed = 0 };
-    if (g_mkdir_with_parents (dir, 0755) != 0) {
-      int e = errno;
-      g_set_error (error, EASEL_ERROR, EASEL_ERROR_IO, "%s: cannot create the demo folder: %s", dir, g_strerror (e));
-      return FALSE;
-    }
-    if (!easel_model_spec_get ("sd15", TRUE, &spec, error))
-      return FALSE;
-    for (int i = 0; i < spec.n_text; i++)
-      spec.text[i].vocab = (gint64) easel_demo_vocab_size ();
-    if (!easel_demo_vocab_write (tok, error) || !easel_model_make (&spec, &opt, path, error))
-      return FALSE;
-  }
-  *model = g_steal_pointer (&path);
+           "random weights, %s %s\n", written ? "written to" : "in", dir);
   if (*vocab == NULL)
-    *vocab = g_steal_pointer (&tok);
+    *vocab = g_steal_pointer (&demo_vocab);
   return TRUE;
 }
 
@@ -315,7 +299,7 @@ easel_cli_generate (int argc, char **argv)
   int side = fam == EASEL_FAMILY_SDXL || fam == EASEL_FAMILY_SDXL_INPAINT || fam == EASEL_FAMILY_SDXL_REFINER ? 1024
              : fam == EASEL_FAMILY_SD2 ? 768 : 512;
   if (demo)
-    side = 256;   /* the demo's tiny network is made for small images */
+    side = EASEL_DEMO_MODEL_SIDE;   /* the demo's tiny network is made for small images */
   if (width < 0)
     width = init_im && !only_masked ? init_im->width : side;
   if (height < 0)
