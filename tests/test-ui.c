@@ -1,5 +1,5 @@
 /* tests/test-ui.c: the `ui` suite: the real application and window under Xvfb, every test in
- * its own temporary HOME and XDG folders (G_TEST_OPTION_ISOLATE_DIRS), so the demo model is
+ * its own temporary HOME and XDG user folders (set up in main), so the demo model is
  * written there and nothing touches the person's own folders. With no model chosen the window
  * generates with the built-in demo model (small size, few steps, to keep the suite short on a
  * 2-core CI machine): a live preview and then the image reach the canvas, and a PNG with its
@@ -492,7 +492,20 @@ test_window_restore (Fixture *f, gconstpointer data)
 int
 main (int argc, char *argv[])
 {
-  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  /* Own temporary HOME and XDG user folders, but the system's XDG_DATA_DIRS (the icon theme lives
+   * there; G_TEST_OPTION_ISOLATE_DIRS would hide it and the screenshots would show missing icons). */
+  g_autofree char *home = g_dir_make_tmp ("easel-ui-home-XXXXXX", NULL);
+  static const char *const subdirs[][2] = {
+    { "XDG_CONFIG_HOME", ".config" }, { "XDG_DATA_HOME", ".local/share" }, { "XDG_CACHE_HOME", ".cache" },
+  };
+  g_assert_nonnull (home);
+  g_setenv ("HOME", home, TRUE);
+  for (guint i = 0; i < G_N_ELEMENTS (subdirs); i++) {
+    g_autofree char *d = g_build_filename (home, subdirs[i][1], NULL);
+    g_mkdir_with_parents (d, 0700);
+    g_setenv (subdirs[i][0], d, TRUE);
+  }
+  g_test_init (&argc, &argv, NULL);
   /* Without a D-Bus session bus (no dbus-run-session) GtkApplication warns once and carries on:
    * warnings are printed, criticals stay fatal. */
   if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
