@@ -607,9 +607,16 @@ easel_graph_plan (EaselGraph *g)
     if (t->flags & EASEL_TENSOR_OUTPUT)
       last_use[t->base->index] = G_MAXUINT;
   }
+  /* Inputs are written before the first node runs: they hold their storage from the start, wherever
+   * in the graph they were created. */
   for (guint i = 0; i < n; i++) {
     EaselTensor *t = g->nodes->pdata[i];
-    if (has_storage (t))
+    if (t->flags & EASEL_TENSOR_INPUT)
+      t->arena_offset = arena_alloc (&a, easel_tensor_nbytes (t));
+  }
+  for (guint i = 0; i < n; i++) {
+    EaselTensor *t = g->nodes->pdata[i];
+    if (has_storage (t) && !(t->flags & EASEL_TENSOR_INPUT))
       t->arena_offset = arena_alloc (&a, easel_tensor_nbytes (t));
     /* storage whose last reader is this node is free once it has run */
     for (int s = -1; s < EASEL_MAX_SRC; s++) {

@@ -269,6 +269,32 @@ test_attention_on_fused_qkv (void)
   assert_close (got, want, B * L * C, 2e-6);
 }
 
+/* An input created after other nodes must not share storage with nodes computed before it: inputs
+ * are written before the first node runs. */
+static void
+test_late_input (void)
+{
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (1);
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GError) error = NULL;
+  const gint64 s[1] = { 64 };
+  float x[64], z[64], got[64];
+  for (int i = 0; i < 64; i++) {
+    x[i] = (float) i;
+    z[i] = 1000.0f + (float) i;
+  }
+  EaselTensor *h = easel_graph_input (g, "x", EASEL_DTYPE_F32, 1, s, x);
+  for (int k = 0; k < 4; k++)
+    h = easel_op_scale (g, h, 2.0f);          /* each intermediate dies at once: its storage is free */
+  EaselTensor *late = easel_graph_input (g, "z", EASEL_DTYPE_F32, 1, s, z);
+  EaselTensor *y = easel_op_add (g, h, late);
+  easel_graph_mark_output (g, y);
+  g_assert_true (easel_backend_compute (be, g, &error));
+  g_assert_true (easel_backend_read (be, y, got, &error));
+  for (int i = 0; i < 64; i++)
+    g_assert_cmpfloat (got[i], ==, 16.0f * i + 1000.0f + i);
+}
+
 /* A long chain with skips: the arena reuses storage, and the result must not notice. */
 static void
 test_memory_reuse_chain (void)
@@ -538,6 +564,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/weights-over-budget", test_weights_over_budget);
   g_test_add_func ("/backend-cpu/attention-on-fused-qkv", test_attention_on_fused_qkv);
   g_test_add_func ("/backend-cpu/memory-reuse-chain", test_memory_reuse_chain);
+  g_test_add_func ("/backend-cpu/late-input", test_late_input);
   g_test_add_func ("/backend-cpu/errors", test_errors);
   g_test_add_func ("/backend-cpu/conv2d-ext", test_conv2d_ext);
   g_test_add_func ("/backend-cpu/group-norm-halves", test_group_norm_halves);
