@@ -330,8 +330,9 @@ open_folder (EaselCheckpoint *ck, GError **error)
 
 /* --- torch zip files (.ckpt, .pt) --------------------------------------------------------------- */
 
-/* Whether path is a torch file rather than a .safetensors: its name, or its first bytes (a zip's
- * local header "PK\3\4", or a bare pickle's PROTO opcode 0x80, refused later with its reason). */
+/* Whether path is a torch file rather than a .safetensors: its name (.ckpt, .pt, .pth, .bin), or a
+ * zip's local header "PK\3\4" as first bytes (a safetensors header would be 67 MB long). A bare
+ * pickle under another name is read as safetensors and refused as such. */
 static gboolean
 is_torch_file (const char *path)
 {
@@ -346,7 +347,7 @@ is_torch_file (const char *path)
     return FALSE;
   gsize n = fread (head, 1, sizeof head, fp);
   fclose (fp);
-  return (n == 4 && memcmp (head, "PK\x03\x04", 4) == 0) || (n >= 1 && head[0] == 0x80);
+  return n == 4 && memcmp (head, "PK\x03\x04", 4) == 0;
 }
 
 typedef struct {
