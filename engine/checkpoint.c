@@ -7,11 +7,14 @@
  * followed, since the Hugging Face cache links every file to ../../blobs/. */
 #include "checkpoint.h"
 
+#include <glib/gstdio.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "json.h"
+#include "pickle.h"
 #include "shard_index.h"
 
 #define MAX_CONFIG_BYTES (16u * 1024 * 1024)
@@ -29,6 +32,11 @@ struct _EaselCheckpoint {
   guint64 file_bytes, tensor_bytes;
   gsize dtype_counts[EASEL_DTYPE_COUNT];
   GHashTable *configs;         /* part -> EaselJson* or NULL, read on first use */
+  /* .ckpt / .pt: the torch file, the EaselStTensor of each tensor and the contiguous copies of
+   * strided views (the other tensors point into the torch file's mapping) */
+  EaselTorchFile *torch;
+  GPtrArray *torch_tensors;    /* EaselStTensor*, owned */
+  GPtrArray *torch_copies;     /* guint8*, owned */
 };
 
 const char *
@@ -44,6 +52,9 @@ easel_checkpoint_free (EaselCheckpoint *ck)
     return;
   if (ck->configs)
     g_hash_table_unref (ck->configs);
+  g_clear_pointer (&ck->torch_tensors, g_ptr_array_unref);
+  g_clear_pointer (&ck->torch_copies, g_ptr_array_unref);
+  g_clear_pointer (&ck->torch, easel_torch_free);
   if (ck->by_name)
     g_hash_table_unref (ck->by_name);
   g_array_unref (ck->tensors);
@@ -317,6 +328,124 @@ open_folder (EaselCheckpoint *ck, GError **error)
 
 /* --- opening -------------------------------------------------------------------------------- */
 
+/* --- torch zip files (.ckpt, .pt) --------------------------------------------------------------- */
+
+/* Whether path is a torch file rather than a .safetensors: its name (.ckpt, .pt, .pth, .bin), or a
+ * zip's local header "PK\3\4" as first bytes (a safetensors header would be 67 MB long). A bare
+ * pickle under another name is read as safetensors and refused as such. */
+static gboolean
+is_torch_file (const char *path)
+{
+  static const char *const exts[] = { ".ckpt", ".pt", ".pth", ".bin" };
+  g_autofree char *lower = g_ascii_strdown (path, -1);
+  for (guint i = 0; i < G_N_ELEMENTS (exts); i++)
+    if (g_str_has_suffix (lower, exts[i]))
+      return TRUE;
+  guint8 head[4] = { 0 };
+  FILE *fp = fopen (path, "rb");
+  if (fp == NULL)
+    return FALSE;
+  gsize n = fread (head, 1, sizeof head, fp);
+  fclose (fp);
+  return n == 4 && memcmp (head, "PK\x03\x04", 4) == 0;
+}
+
+typedef struct {
+  EaselCheckpoint *ck;
+  const char *strip;   /* "state_dict." or "" */
+  GError *error;
+} TorchAdd;
+
+/* Copies the view t (any strides, in elements) into dst as a contiguous row-major array. */
+static void
+torch_copy_contiguous (const EaselPyTensor *t, guint8 *dst, gsize item, gint64 numel)
+{
+  gint64 idx[EASEL_MAX_DIMS] = { 0 };
+  for (gint64 i = 0; i < numel; i++) {
+    gint64 e = t->offset;
+    for (int d = 0; d < t->n_dims; d++)
+      e += idx[d] * t->stride[d];
+    memcpy (dst + i * item, t->data + e * item, item);
+    for (int d = t->n_dims - 1; d >= 0; d--) {
+      if (++idx[d] < t->shape[d])
+        break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/* One tensor of the state dict: a view into the mapping when it is contiguous, else a copy.
+ * pickle.c has already checked every view against its storage. */
+static void
+torch_add_tensor (const char *path, const EaselPyTensor *t, gpointer user_data)
+{
+  TorchAdd *a = user_data;
+  EaselCheckpoint *ck = a->ck;
+  if (a->error || !g_str_has_prefix (path, a->strip) || path[strlen (a->strip)] == '\0')
+    return;
+  const gsize item = easel_dtype_size (t->dtype);
+  const gint64 numel = easel_py_tensor_numel (t);
+  gboolean contiguous = TRUE;
+  gint64 want = 1;
+  for (int d = t->n_dims - 1; d >= 0; d--) {
+    if (t->shape[d] != 1 && t->stride[d] != want)
+      contiguous = FALSE;
+    want *= t->shape[d];
+  }
+  EaselStTensor *st = g_new0 (EaselStTensor, 1);
+  g_ptr_array_add (ck->torch_tensors, st);
+  st->name = g_string_chunk_insert (ck->strings, path + strlen (a->strip));
+  st->dtype = t->dtype;
+  st->n_dims = t->n_dims;
+  memcpy (st->shape, t->shape, sizeof st->shape);
+  st->n_elements = (guint64) numel;
+  st->nbytes = (gsize) numel * item;
+  if (numel == 0) {
+    st->data = t->data;
+  } else if (contiguous) {
+    st->data = t->data + t->offset * item;
+  } else {
+    guint8 *copy = g_try_malloc (st->nbytes);
+    if (copy == NULL) {
+      g_set_error (&a->error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE, "%s: tensor '%s': no memory for %" G_GSIZE_FORMAT
+                   " bytes", ck->path, st->name, st->nbytes);
+      return;
+    }
+    g_ptr_array_add (ck->torch_copies, copy);
+    torch_copy_contiguous (t, copy, item, numel);
+    st->data = copy;
+  }
+  EaselCheckpointTensor ct = { st->name, intern (ck, ""), st->name, intern (ck, ck->path), st };
+  g_array_append_val (ck->tensors, ct);
+}
+
+/* A torch zip file: the tensors of its "state_dict" dict, or of the top-level object when it has
+ * none (A1111: pl_sd.get ("state_dict", pl_sd)). */
+static gboolean
+open_torch (EaselCheckpoint *ck, GError **error)
+{
+  if ((ck->torch = easel_torch_open (ck->path, error)) == NULL) {
+    name_file (error, ck->path);
+    return FALSE;
+  }
+  ck->torch_tensors = g_ptr_array_new_with_free_func (g_free);
+  ck->torch_copies = g_ptr_array_new_with_free_func (g_free);
+  const EaselPyObject *root = easel_torch_root (ck->torch);
+  const EaselPyObject *sd = easel_py_dict_get (root, "state_dict");
+  TorchAdd a = { ck, "", NULL };
+  if (sd && sd->type == EASEL_PY_DICT)
+    a.strip = "state_dict.";
+  easel_py_foreach_tensor (root, torch_add_tensor, &a);
+  if (a.error) {
+    g_propagate_error (error, a.error);
+    return FALSE;
+  }
+  GStatBuf sb;
+  if (g_stat (ck->path, &sb) == 0)
+    ck->file_bytes += (guint64) sb.st_size;
+  return TRUE;
+}
+
 static int
 cmp_tensor_name (const void *a, const void *b)
 {
@@ -376,12 +505,17 @@ easel_checkpoint_open (const char *path, GError **error)
       return NULL;
     }
     ck->format = EASEL_CHECKPOINT_SINGLE_FILE;
-    st = open_file (ck, path, error);
-    if (st == NULL)
-      return NULL;
-    add_tensors (ck, st, "");
-    for (gsize i = 0; i < easel_safetensors_n_metadata (st); i++)
-      add_metadata (ck, easel_safetensors_metadata_key (st, i), easel_safetensors_metadata_value (st, i));
+    if (is_torch_file (path)) {
+      if (!open_torch (ck, error))
+        return NULL;
+    } else {
+      st = open_file (ck, path, error);
+      if (st == NULL)
+        return NULL;
+      add_tensors (ck, st, "");
+      for (gsize i = 0; i < easel_safetensors_n_metadata (st); i++)
+        add_metadata (ck, easel_safetensors_metadata_key (st, i), easel_safetensors_metadata_value (st, i));
+    }
   }
   if (!index_tensors (ck, error))
     return NULL;
@@ -471,7 +605,7 @@ easel_checkpoint_tensor_bytes (const EaselCheckpoint *ck)
 gsize
 easel_checkpoint_n_files (const EaselCheckpoint *ck)
 {
-  return ck->files->len;
+  return ck->files->len + (ck->torch ? 1 : 0);
 }
 
 gsize

@@ -1,5 +1,8 @@
 /* engine/checkpoint.h: a checkpoint opened from a path: one .safetensors file (original ldm/sgm
- * naming, or any bare part such as a UNet), or a diffusers folder (model_index.json and one
+ * naming, or any bare part such as a UNet), one torch zip file (.ckpt, .pt, .pth: the tensors of
+ * its "state_dict", else of its top level, read by pickle.h's restricted unpickler; contiguous
+ * tensors point into the mapping, strided views are copied once into contiguous buffers the
+ * checkpoint owns; such a file counts as a single file), or a diffusers folder (model_index.json and one
  * folder per part; or a single part folder with config.json). Files are mmapped; tensors point
  * into the mappings and nothing is copied.
  *
@@ -32,7 +35,7 @@ typedef struct {
   const char *name;          /* "<component>/<key>" in a folder, the key in a single file */
   const char *component;     /* "unet", "vae", ...; "" in a single file */
   const char *key;           /* the name inside its file */
-  const char *file;          /* path of the .safetensors file holding it */
+  const char *file;          /* path of the .safetensors (or torch) file holding it */
   const EaselStTensor *st;   /* dtype, shape, data: inside that file's mapping */
 } EaselCheckpointTensor;
 

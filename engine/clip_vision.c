@@ -217,3 +217,149 @@ easel_clip_vision_build (EaselClipVision *v, EaselGraph *g, EaselTensor *pixels,
   pooled = easel_op_layer_norm (g, pooled, WT (v->post_w), WT (v->post_b), cfg->eps);
   out->image_embeds = linear (g, pooled, v->proj_w, NULL);
 }
+
+/* --- CLIPImageProcessor ---------------------------------------------------------------------- */
+
+/* torch's antialiased cubic filter (HelperInterpCubic::aa_filter: a = -0.5, as PIL). */
+static double
+aa_cubic (double x)
+{
+  const double a = -0.5;
+  x = fabs (x);
+  if (x < 1.0)
+    return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2.0)
+    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+  return 0.0;
+}
+
+/* Taps of one axis in -> out: output i reads inputs [xmin[i], xmin[i] + xsize[i]) with int16
+ * weights w[i · max_taps + j] of precision prec bits (torch's _compute_index_ranges_int16_weights). */
+typedef struct {
+  int max_taps;
+  unsigned prec;
+  gint64 *xmin, *xsize;
+  gint16 *w;
+} Taps;
+
+static void
+taps_init (Taps *t, gint64 in, gint64 out)
+{
+  const double scale = (double) in / out;
+  const double support = scale >= 1.0 ? 2.0 * scale : 2.0;
+  const double invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
+  t->max_taps = (int) ceil (support) * 2 + 1;
+  t->xmin = g_new0 (gint64, out);
+  t->xsize = g_new0 (gint64, out);
+  t->w = g_new0 (gint16, out * t->max_taps);
+  g_autofree double *wd = g_new0 (double, out * t->max_taps);
+  double wmax = 0;
+  for (gint64 i = 0; i < out; i++) {
+    double center = scale * (i + 0.5), total = 0;
+    double *w = wd + i * t->max_taps;
+    gint64 xmin = MAX ((gint64) (center - support + 0.5), 0);
+    gint64 xsize = CLAMP (MIN ((gint64) (center + support + 0.5), in) - xmin, 0, t->max_taps);
+    for (gint64 j = 0; j < xsize; j++)
+      total += w[j] = aa_cubic ((j + xmin - center + 0.5) * invscale);
+    if (total != 0.0)
+      for (gint64 j = 0; j < xsize; j++) {
+        w[j] /= total;
+        wmax = MAX (wmax, w[j]);
+      }
+    t->xmin[i] = xmin, t->xsize[i] = xsize;
+  }
+  for (t->prec = 0; t->prec < 22; t->prec++)
+    if ((int) (0.5 + wmax * (1 << (t->prec + 1))) >= (1 << 15))
+      break;
+  for (gint64 k = 0; k < out * t->max_taps; k++) {
+    double v = wd[k] * (1 << t->prec);
+    t->w[k] = (gint16) (v < 0 ? (int) (-0.5 + v) : (int) (0.5 + v));
+  }
+}
+
+static void
+taps_clear (Taps *t)
+{
+  g_free (t->xmin);
+  g_free (t->xsize);
+  g_free (t->w);
+}
+
+/* One axis of src (n lines of `in` values `step` apart, lines `line` apart) -> dst (n lines of
+ * `out` values, same layout with dst_step / dst_line). */
+static void
+taps_apply (const Taps *t, const guint8 *src, gint64 n, gint64 line, gint64 step, guint8 *dst, gint64 out,
+            gint64 dst_line, gint64 dst_step)
+{
+  for (gint64 l = 0; l < n; l++)
+    for (gint64 i = 0; i < out; i++) {
+      const guint8 *s = src + l * line + t->xmin[i] * step;
+      const gint16 *w = t->w + i * t->max_taps;
+      gint64 acc = (gint64) 1 << (t->prec - 1);
+      for (gint64 j = 0; j < t->xsize[i]; j++)
+        acc += (gint64) s[j * step] * w[j];
+      dst[l * dst_line + i * dst_step] = acc < 0 ? 0 : (guint8) MIN (acc >> t->prec, 255);
+    }
+}
+
+/* Python's int (round ((d) / 2.0)): half to even. */
+static gint64
+half_even (gint64 d)
+{
+  gint64 k = d / 2;
+  return d % 2 == 0 || k % 2 == 0 ? k : k + 1;
+}
+
+gboolean
+easel_clip_vision_preprocess (const guint8 *rgb, gint width, gint height, gsize stride, gint size, float *pixels,
+                              GError **error)
+{
+  static const double mean[3] = { 0.48145466, 0.4578275, 0.40821073 };
+  static const double std[3] = { 0.26862954, 0.26130258, 0.27577711 };
+  if (width < 1 || height < 1 || size < 1 || size > 4096 || width > 65536 || height > 65536
+      || stride < (gsize) width * 3) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
+                 "CLIP image preprocessing: image %dx%d (row stride %" G_GSIZE_FORMAT ") to %d: bad size", width,
+                 height, stride, size);
+    return FALSE;
+  }
+  /* the resized size: shortest side S, the other int (S · long / short) */
+  gint64 nw, nh;
+  if (width <= height)
+    nw = size, nh = (gint64) ((double) size * height / width);
+  else
+    nh = size, nw = (gint64) ((double) size * width / height);
+  /* horizontal pass, then vertical; 8 bits in between (interleaved (h, w, 3)) */
+  g_autofree guint8 *row = g_new (guint8, (gsize) height * nw * 3);
+  g_autofree guint8 *img = g_new (guint8, (gsize) nh * nw * 3);
+  for (int c = 0; c < 3; c++) {
+    if (nw != width) {
+      Taps t;
+      taps_init (&t, width, nw);
+      taps_apply (&t, rgb + c, height, (gint64) stride, 3, row + c, nw, nw * 3, 3);
+      taps_clear (&t);
+    } else {
+      for (gint64 y = 0; y < height; y++)
+        for (gint64 x = 0; x < width; x++)
+          row[(y * nw + x) * 3 + c] = rgb[y * stride + x * 3 + c];
+    }
+    if (nh != height) {
+      Taps t;
+      taps_init (&t, height, nh);
+      taps_apply (&t, row + c, nw, 3, nw * 3, img + c, nh, 3, nw * 3);
+      taps_clear (&t);
+    } else {
+      for (gint64 k = 0; k < nh * nw; k++)
+        img[k * 3 + c] = row[k * 3 + c];
+    }
+  }
+  /* center crop, then the fused rescale + normalize in float32 */
+  const gint64 top = half_even (nh - size), left = half_even (nw - size);
+  for (int c = 0; c < 3; c++) {
+    const float m = (float) mean[c] * 255.0f, s = (float) std[c] * 255.0f;
+    for (gint64 y = 0; y < size; y++)
+      for (gint64 x = 0; x < size; x++)
+        pixels[((gsize) c * size + y) * size + x] = ((float) img[((top + y) * nw + left + x) * 3 + c] - m) / s;
+  }
+  return TRUE;
+}

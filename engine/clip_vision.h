@@ -49,4 +49,14 @@ typedef struct {
 /* Adds the encoder for pixels (B, 3, S, S) to g. Shape problems are graph errors. */
 void easel_clip_vision_build (EaselClipVision *v, EaselGraph *g, EaselTensor *pixels, EaselClipVisionOutputs *out);
 
+/* transformers 5.x CLIPImageProcessor (size = crop_size = S; torchvision on uint8 tensors):
+ * rgb (height, width, 3) u8, rows `stride` bytes apart -> pixels (3, S, S):
+ *   resize so the shortest side is S and the other int (S · long / short), with torch's antialiased
+ *   bicubic on uint8 (a = -0.5 as PIL; support 2 · scale when shrinking; int16 weights, horizontal
+ *   pass then vertical, each rounded and clamped to 8 bits), a pass skipped when its size does not
+ *   change; center crop S x S at (round-half-even ((h - S) / 2), likewise for w); then
+ *   (x - 255 · mean) / (255 · std) with CLIP's mean and std. Fails for a bad size. */
+gboolean easel_clip_vision_preprocess (const guint8 *rgb, gint width, gint height, gsize stride, gint size,
+                                       float *pixels, GError **error);
+
 G_END_DECLS

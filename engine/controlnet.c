@@ -317,3 +317,26 @@ easel_controlnet_outputs_to_extras (EaselControlNetOutputs *out, EaselUnetExtras
   extras->n_down_residuals = out->n_down;
   extras->mid_residual = out->mid;
 }
+
+gboolean
+easel_controlnet_check_unet (const EaselControlNet *cn, const EaselUnet *unet, const char *name, GError **error)
+{
+  const EaselUnetConfig *c = &cn->enc->cfg, *u = easel_unet_config (unet);
+  const char *what = NULL;
+  if (c->context_dim != u->context_dim)
+    what = "text conditioning width";
+  else if (c->adm_in != u->adm_in)
+    what = "label/add embedding (SD 1.x/2.x vs SDXL)";
+  else if (c->n_levels != u->n_levels || c->n_res != u->n_res
+           || memcmp (c->channels, u->channels, u->n_levels * sizeof c->channels[0]) != 0)
+    what = "levels or widths";
+  else if (cn->n_zero != easel_unet_n_skips (unet))
+    what = "number of skip connections";
+  if (what == NULL)
+    return TRUE;
+  g_set_error (error, EASEL_ERROR, EASEL_ERROR_MISMATCH,
+               "%s: this ControlNet does not fit the model: its %s differs (text width %" G_GINT64_FORMAT " vs %"
+               G_GINT64_FORMAT ", %d vs %d levels; a ControlNet for another family?)",
+               name, what, c->context_dim, u->context_dim, c->n_levels, u->n_levels);
+  return FALSE;
+}

@@ -56,6 +56,12 @@ int                    easel_controlnet_n_residuals (const EaselControlNet *cn);
 /* Hint pixels per latent pixel: 2^(downsampling blocks of the hint encoder), 8 for real models. */
 int                    easel_controlnet_hint_factor (const EaselControlNet *cn);
 
+/* Whether cn fits unet: the same text width, label/add embedding (SD 1.x/2.x vs SDXL), levels and
+ * widths, one residual per skip connection. The error names `name` (the ControlNet's file) and
+ * what differs. */
+gboolean easel_controlnet_check_unet (const EaselControlNet *cn, const EaselUnet *unet, const char *name,
+                                      GError **error);
+
 #define EASEL_CONTROLNET_MAX_RESIDUALS (1 + EASEL_UNET_MAX_LEVELS * 65)
 
 typedef struct {

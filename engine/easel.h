@@ -53,6 +53,43 @@ const char *easel_model_path (const EaselModel *model);
 const EaselDetection *easel_model_detection (const EaselModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselModel, easel_model_unref)
 
+/* --- adapters: ControlNet, T2I-Adapter, IP-Adapter (a block of its own) ------------------- */
+
+/* One ControlNet and its hint. The hint image is resized to the job's size (bilinear) when it
+ * differs; with canny, the image is a photo that Canny (OpenCV's, on the RGB image, after the
+ * resize) turns into the white-on-black edge hint. */
+typedef struct {
+  const char *model;                 /* ControlNet file (.safetensors, either naming) or diffusers folder */
+  const EaselImage *image;           /* the hint (RGB in [0, 1] as the model was trained), or a photo with canny */
+  double strength;                   /* conditioning scale: multiplies every residual (1.0) */
+  double start, end;                 /* fractions of the steps it acts in (0.0, 1.0); end 0 reads as 1.0 */
+  gboolean canny;
+  double canny_low, canny_high;      /* thresholds on the L1 gradient (100, 200) */
+} EaselControlNetUnit;
+
+/* One T2I-Adapter: its features are computed once from the image and added at every step. */
+typedef struct {
+  const char *model;                 /* diffusers folder or file of the adapter */
+  const EaselImage *image;           /* resized to the job's size when it differs */
+  double strength;                   /* scales the features (1.0) */
+} EaselT2IAdapterUnit;
+
+/* An IP-Adapter (h94 plain or Plus) with its CLIP image encoder; the reference images' tokens are
+ * concatenated (diffusers), the negative is the projection of zero embeddings (plain) or of the
+ * encoder's state for an all-zero image (Plus). */
+typedef struct {
+  const char *model;                 /* ip-adapter*.safetensors */
+  const char *image_encoder;         /* CLIPVisionModelWithProjection folder; NULL: image_encoder/ beside
+                                      * the adapter file or in its parent folder (h94's layout) */
+  const EaselImage *const *images;   /* reference images */
+  int n_images;
+  double scale;                      /* weight of the image attention (1.0; 0.6 is common) */
+} EaselIpAdapterUnit;
+
+#define EASEL_CONTROLNET_UNIT_INIT { NULL, NULL, 1.0, 0.0, 1.0, FALSE, 100.0, 200.0 }
+#define EASEL_T2I_ADAPTER_UNIT_INIT { NULL, NULL, 1.0 }
+#define EASEL_IP_ADAPTER_UNIT_INIT { NULL, NULL, NULL, 0, 1.0 }
+
 typedef struct {
   const char *prompt;                /* A1111 syntax: (w:1.2), [w], BREAK, long prompts */
   const char *negative_prompt;
@@ -75,6 +112,12 @@ typedef struct {
   EaselModel *refiner;               /* SDXL refiner, or NULL */
   double refiner_switch;             /* fraction of the steps before the refiner takes over */
   EaselModel *vae;                   /* a separate VAE, or NULL */
+  /* adapters (SD 1.x / 2.x / SDXL base; the refiner stage runs without them) */
+  const EaselControlNetUnit *controlnets;   /* several at once: their residuals add up */
+  int n_controlnets;
+  const EaselT2IAdapterUnit *t2i_adapters;  /* several at once: their features add up */
+  int n_t2i_adapters;
+  const EaselIpAdapterUnit *ip_adapter;     /* NULL: none */
 } EaselJobParams;
 
 typedef struct {

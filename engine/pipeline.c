@@ -10,6 +10,7 @@
 
 #include "conditioning.h"
 #include "engine-private.h"
+#include "pipeline-adapters.h"
 #include "prompt.h"
 #include "sampling/noise.h"
 #include "sampling/request.h"
@@ -334,7 +335,23 @@ typedef struct {
   const float *blend_latent;     /* (B, 4, h, w) */
   const float *blend_noise;      /* (B, 4, h, w) */
   float *x_in, *den_c, *den_u;
+  /* adapters (pipeline-adapters.h): NULL for none; the sampler's step of n_steps */
+  EaselAdapters *adapters;
+  int step, n_steps;
 } Denoiser;
+
+/* The UNet call with the job's adapters: which rows are unconditional, and the step. */
+static gboolean
+adapters_unet_call (Denoiser *d, const Cond *const *conds, gint64 nb, const float *sample, const float *ts,
+                    const float *ctx, gint64 L, const float *pooled, gint64 P, const float *tid, float *out,
+                    GError **error)
+{
+  g_autofree gboolean *uncond = g_new (gboolean, nb);
+  for (gint64 j = 0; j < nb; j++)
+    uncond[j] = conds[j] == d->uncond;
+  return easel_adapters_unet_forward (d->adapters, d->unet, d->be, sample, nb, d->h, d->w, ts, ctx, L, pooled, P, tid,
+                                      d->n_ids, uncond, d->step, d->n_steps, out, error);
+}
 
 /* One UNet batch: entries j < nb, image j % B, conditioning conds[j] (all the same token count). */
 static gboolean
@@ -365,6 +382,8 @@ unet_call (Denoiser *d, const float *x, double sigma, const Cond *const *conds, 
       memcpy (tid + j * d->n_ids, ids[j], d->n_ids * sizeof (float));
     ts[j] = t;
   }
+  if (d->adapters)
+    return adapters_unet_call (d, conds, nb, sample, ts, ctx, L, pooled, P, tid, out, error);
   return easel_unet_forward (d->unet, d->be, sample, nb, d->h, d->w, ts, ctx, L, pooled, P, tid, d->n_ids, out, error);
 }
 
@@ -389,6 +408,7 @@ denoise_cb (gpointer user_data, const float *x, double sigma, guint step, float 
   const gsize n = d->B * d->n_img;
   if (!check_cancel (d->run, error))
     return FALSE;
+  d->step = (int) step;
   const float *xin = x;
   if (d->blend_mask) {
     /* outside the mask the model sees the init latent re-noised to this sigma */
@@ -559,11 +579,13 @@ typedef struct {
   float ids_cond[8], ids_uncond[8];
   gint64 n_ids;
   guint first, last;              /* sigma indices [first, last] */
+  EaselAdapters *adapters;        /* the base stage's, or NULL */
 } Stage;
 
 static void
 stage_clear (Stage *s)
 {
+  g_clear_pointer (&s->adapters, easel_adapters_free);
   cond_clear (&s->cond);
   cond_clear (&s->uncond);
 }
@@ -609,6 +631,20 @@ stage_prepare (Stage *s, EaselBackend *be, const EaselPipelineRequest *req, GErr
                    s->cond.pooled_dim, s->n_ids, cfg->adm_in);
   } else {
     s->cond.pooled_dim = s->uncond.pooled_dim = 0;
+  }
+  return TRUE;
+}
+
+/* The job's adapters on the base stage (pipeline-adapters.h). */
+static gboolean
+stage_adapters (Stage *s, EaselBackend *be, const EaselPipelineRequest *req, gint64 H, gint64 W, GError **error)
+{
+  GError *local = NULL;
+  s->adapters = easel_adapters_new (req->job, s->unet, s->family, be, H, W, req->controlnet_images01,
+                                    req->t2i_images01, &local);
+  if (local) {
+    g_propagate_error (error, local);
+    return FALSE;
   }
   return TRUE;
 }
@@ -805,6 +841,8 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
   }
   if ((vae = easel_model_vae (job->vae ? job->vae : model, error)) == NULL)
     goto done;
+  if (!stage_adapters (&stages[0], be, req, H, W, error))
+    goto done;
 
   /* init image and mask, in the processing size */
   if (img2img) {
@@ -931,6 +969,7 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
         .kdiff_t = req->kdiffusion_timesteps, .extra = st9 ? extra : NULL,
         .blend_mask = lmask, .blend_latent = init_latent, .blend_noise = noise, .x_in = x_in,
         .den_c = den_c, .den_u = den_u,
+        .adapters = st->adapters, .n_steps = (int) (st->last - st->first),
       };
       EaselSampleCtx ctx = {
         .n = n, .model_sampling = d.ms, .denoise = denoise_cb, .noise = noise_cb, .step = step_cb,

@@ -65,6 +65,10 @@ typedef struct {
   gboolean raw_output;             /* no pasting over the init image */
   EaselLatentFunc on_latent;
   gpointer on_latent_data;
+  /* adapters: per unit of job->controlnets / job->t2i_adapters, its image as (3, H, W) floats in
+   * [0, 1] at the job's size instead of the unit's 8-bit image; NULL = the units' images */
+  const float *const *controlnet_images01;
+  const float *const *t2i_images01;
 } EaselPipelineRequest;
 
 typedef struct {

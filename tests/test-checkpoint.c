@@ -603,6 +603,72 @@ test_hostile_files (void)
   g_rmdir (dir);
 }
 
+/* .ckpt through easel_checkpoint_open: sd1_tiny.ckpt holds exactly the tensors of
+ * sd1_tiny.safetensors (names, dtypes, shapes, bytes) and is detected as the same family; the
+ * strided views of features.ckpt come out contiguous and equal to their expected copies; every
+ * hostile file is refused with an error naming it, and no PWNED file appears. */
+static void
+test_ckpt (void)
+{
+  g_autofree char *ckpt = test_data_path ("models", "sd1_tiny.ckpt", NULL);
+  g_autofree char *sf = test_data_path ("models", "sd1_tiny.safetensors", NULL);
+  g_autoptr(GError) error = NULL;
+  if (ckpt == NULL || sf == NULL) {
+    g_test_skip ("no sd1_tiny.ckpt");
+    return;
+  }
+  g_autoptr(EaselCheckpoint) a = easel_checkpoint_open (ckpt, &error);
+  g_assert_no_error (error);
+  g_autoptr(EaselCheckpoint) b = easel_checkpoint_open (sf, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (easel_checkpoint_n_tensors (a), ==, easel_checkpoint_n_tensors (b));
+  for (gsize i = 0; i < easel_checkpoint_n_tensors (b); i++) {
+    const EaselCheckpointTensor *tb = easel_checkpoint_tensor (b, i);
+    const EaselCheckpointTensor *ta = easel_checkpoint_tensor (a, i);
+    g_assert_cmpstr (ta->name, ==, tb->name);
+    g_assert_cmpint (ta->st->dtype, ==, tb->st->dtype);
+    g_assert_cmpint (ta->st->n_dims, ==, tb->st->n_dims);
+    g_assert_cmpmem (ta->st->shape, ta->st->n_dims * sizeof (gint64), tb->st->shape, tb->st->n_dims * sizeof (gint64));
+    g_assert_cmpmem (ta->st->data, ta->st->nbytes, tb->st->data, tb->st->nbytes);
+  }
+  g_assert_cmpint (easel_checkpoint_detection (a)->family, ==, easel_checkpoint_detection (b)->family);
+  g_assert_cmpint (easel_checkpoint_detection (a)->family, ==, EASEL_FAMILY_SD1);
+
+  g_autofree char *feat = test_data_path ("ckpt", "features.ckpt", NULL);
+  g_autofree char *exp = test_data_path ("ckpt", "features_expected.safetensors", NULL);
+  g_autoptr(EaselCheckpoint) f = easel_checkpoint_open (feat, &error);
+  g_assert_no_error (error);
+  g_autoptr(EaselCheckpoint) e = easel_checkpoint_open (exp, &error);
+  g_assert_no_error (error);
+  guint matched = 0;
+  for (gsize i = 0; i < easel_checkpoint_n_tensors (e); i++) {
+    const EaselCheckpointTensor *te = easel_checkpoint_tensor (e, i);
+    const EaselCheckpointTensor *tf = easel_checkpoint_find (f, te->name + strlen ("expected/"));
+    g_assert_nonnull (tf);
+    g_assert_cmpint (tf->st->dtype, ==, te->st->dtype);
+    g_assert_cmpuint (tf->st->n_elements, ==, te->st->n_elements);
+    g_assert_cmpmem (tf->st->data, tf->st->nbytes, te->st->data, te->st->nbytes);
+    matched++;
+  }
+  g_assert_cmpuint (matched, >, 5);
+
+  static const char *const hostile[] = {
+    "hostile_reduce_os_system.ckpt", "hostile_reduce_builtins_eval.pkl", "hostile_reduce_subprocess.ckpt",
+    "hostile_global_unexpected_class.ckpt", "hostile_zip_path_traversal.ckpt", "hostile_truncated.ckpt",
+    "hostile_huge_storage.ckpt", "hostile_huge_binbytes.pkl",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (hostile); i++) {
+    g_autofree char *p = test_data_path ("ckpt", hostile[i], NULL);
+    g_autoptr(GError) herr = NULL;
+    g_assert_nonnull (p);
+    g_autoptr(EaselCheckpoint) h = easel_checkpoint_open (p, &herr);
+    g_assert_null (h);
+    g_assert_error (herr, EASEL_ERROR, EASEL_ERROR_INVALID_FILE);
+    g_assert_true (g_str_has_prefix (herr->message, p));
+    g_assert_false (g_file_test ("PWNED", G_FILE_TEST_EXISTS));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -615,5 +681,6 @@ main (int argc, char **argv)
   g_test_add_func ("/checkpoint/sharded", test_sharded);
   g_test_add_func ("/checkpoint/hostile-index", test_hostile_index);
   g_test_add_func ("/checkpoint/hostile-files", test_hostile_files);
+  g_test_add_func ("/checkpoint/ckpt", test_ckpt);
   return g_test_run ();
 }

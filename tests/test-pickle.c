@@ -134,6 +134,42 @@ test_prefixes (void)
   }
 }
 
+/* The hand-written seeds of the fuzz corpus (tests/fuzz/make-corpus.py): the valid one gives a
+ * row-major tensor, its transposed view and an offset f16 view; each broken one is refused. */
+static void
+test_corpus (void)
+{
+  if (g_getenv ("EASEL_SOURCE_ROOT") == NULL) {
+    g_test_skip ("EASEL_SOURCE_ROOT not set");
+    return;
+  }
+  g_autofree char *dir = g_build_filename (g_getenv ("EASEL_SOURCE_ROOT"), "tests", "fuzz", "corpus", "pickle", NULL);
+  g_autofree char *valid = g_build_filename (dir, "valid.ckpt", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselTorchFile) f = easel_torch_open (valid, &error);
+  g_assert_no_error (error);
+  const EaselPyObject *sd = easel_py_dict_get (easel_torch_root (f), "state_dict");
+  const EaselPyObject *w = easel_py_dict_get (sd, "a.weight"), *t = easel_py_dict_get (sd, "a.t");
+  const EaselPyObject *b = easel_py_dict_get (sd, "b");
+  g_assert_true (w && t && b && w->type == EASEL_PY_TENSOR && t->type == EASEL_PY_TENSOR);
+  g_autofree float *fw = easel_py_tensor_to_f32 (&w->tensor), *ft = easel_py_tensor_to_f32 (&t->tensor);
+  g_autofree float *fb = easel_py_tensor_to_f32 (&b->tensor);
+  const float want_w[6] = { 1, 2, 3, 4, 5, 6 }, want_t[6] = { 1, 4, 2, 5, 3, 6 };
+  g_assert_cmpmem (fw, sizeof want_w, want_w, sizeof want_w);
+  g_assert_cmpmem (ft, sizeof want_t, want_t, sizeof want_t);
+  g_assert_cmpint (b->tensor.dtype, ==, EASEL_DTYPE_F16);
+  g_assert_cmpfloat (fb[0], ==, 2.0f);
+  static const char *const bad[] = { "short-record.ckpt", "view-past-storage.ckpt", "bad-global.ckpt",
+                                     "traversal.ckpt", "bare-pickle.pkl", "truncated.ckpt", "huge-binbytes.ckpt" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autofree char *p = g_build_filename (dir, bad[i], NULL);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(EaselTorchFile) h = easel_torch_open (p, &e);
+    g_assert_null (h);
+    g_assert_error (e, EASEL_ERROR, EASEL_ERROR_INVALID_FILE);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -142,5 +178,6 @@ main (int argc, char **argv)
   g_test_add_func ("/pickle/sd1-tiny", test_sd1_tiny);
   g_test_add_func ("/pickle/hostile", test_hostile);
   g_test_add_func ("/pickle/prefixes", test_prefixes);
+  g_test_add_func ("/pickle/corpus", test_corpus);
   return g_test_run ();
 }

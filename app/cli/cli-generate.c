@@ -14,6 +14,7 @@
 
 #include <glib/gstdio.h>
 
+#include "cli-adapters.h"
 #include "cli.h"
 #include "engine/model-make.h"
 #include "engine/pipeline.h"
@@ -203,6 +204,8 @@ easel_cli_generate (int argc, char **argv)
   };
   g_autoptr(GOptionContext) oc = g_option_context_new ("- generate images");
   g_option_context_add_main_entries (oc, entries, NULL);
+  g_autoptr(EaselCliAdapters) adapters = easel_cli_adapters_new ();
+  g_option_context_add_group (oc, easel_cli_adapters_group (adapters));
   g_option_context_set_summary (oc, "Sampler and scheduler names: `easel-cli samplers`.");
   g_autoptr(GError) error = NULL;
   if (!g_option_context_parse (oc, &argc, &argv, &error)) {
@@ -313,6 +316,10 @@ easel_cli_generate (int argc, char **argv)
     .mask = mask_im, .mask_blur = mask_blur, .inpaint_only_masked = only_masked, .only_masked_padding = padding,
     .refiner = mr, .refiner_switch = switch_at, .vae = mv,
   };
+  if (!easel_cli_adapters_apply (adapters, &job, &error)) {
+    easel_cli_error ("%s", error->message);
+    return 1;
+  }
   g_autofree float *noise = NULL;
   if (initial_latents) {
     gsize want = (gsize) MAX (batch_size, 1) * 4 * (MAX (width, 8) / 8) * (MAX (height, 8) / 8);

@@ -4,7 +4,8 @@
  * an all-zero image. ip_unet_{plain,plus}/...: the adapter file's projection of image_embeds_input
  * gives ip_tokens, and the base UNet with the decoupled cross-attention at scale 1.0 and 0.6 gives
  * unet_output_scale_*; scale 0 must equal the plain UNet. The pipe/ cases belong to the kind
- * "adapter-pipeline"; the preprocess/ cases are not run yet. */
+ * "adapter-pipeline". preprocess/caseN: transformers' CLIPImageProcessor (size = crop = S) of an 8-bit
+ * RGB image gives pixel_values_CLIPImageProcessor (1, 3, S, S). */
 #include <string.h>
 
 #include "engine/clip_vision.h"
@@ -15,7 +16,8 @@
 static gboolean
 accept (const char *name)
 {
-  return strcmp (name, "image_encoder") == 0 || g_str_has_prefix (name, "ip_unet_");
+  return strcmp (name, "image_encoder") == 0 || g_str_has_prefix (name, "ip_unet_")
+         || g_str_has_prefix (name, "preprocess/");
 }
 
 static void
@@ -133,6 +135,32 @@ run_unet (EaselGolden *g, EaselGoldenCase *c, const char *case_name, double atol
 }
 
 static gboolean
+run_preprocess (EaselGolden *g, EaselGoldenCase *c, const char *case_name, double atol, double rtol, GError **error)
+{
+  g_autofree char *n_in = g_strconcat (case_name, "/rgb_u8_hwc", NULL);
+  g_autofree char *n_out = g_strconcat (case_name, "/pixel_values_CLIPImageProcessor", NULL);
+  gint64 shape[4], oshape[4];
+  int nd, ond;
+  g_autofree float *rgbf = easel_golden_adapter_tensor (g, c, n_in, shape, &nd, error);
+  g_autofree float *want = rgbf ? easel_golden_adapter_tensor (g, c, n_out, oshape, &ond, error) : NULL;
+  if (want == NULL)
+    return FALSE;
+  if (nd != 3 || shape[2] != 3 || ond != 4 || oshape[0] != 1 || oshape[1] != 3 || oshape[2] != oshape[3]) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_FILE, "%s: want an (h, w, 3) image and (1, 3, S, S) pixels",
+                 c->name);
+    return FALSE;
+  }
+  const gsize n = shape[0] * shape[1] * 3, S = oshape[2];
+  g_autofree guint8 *rgb = g_new (guint8, n);
+  for (gsize i = 0; i < n; i++)
+    rgb[i] = (guint8) CLAMP (rgbf[i], 0, 255);
+  g_autofree float *got = g_new (float, 3 * S * S);
+  if (!easel_clip_vision_preprocess (rgb, (gint) shape[1], (gint) shape[0], shape[1] * 3, (gint) S, got, error))
+    return FALSE;
+  return easel_golden_adapter_check_data (g, c, got, 3 * S * S, n_out, "pixel_values", atol, rtol, error);
+}
+
+static gboolean
 run (EaselGolden *g, EaselGoldenCase *c, GError **error)
 {
   const char *case_name = strchr (c->name, '/') ? strchr (c->name, '/') + 1 : c->name;
@@ -140,6 +168,8 @@ run (EaselGolden *g, EaselGoldenCase *c, GError **error)
   easel_golden_tolerance (c->spec, 1e-4, 0.0, &atol, &rtol);
   if (strcmp (case_name, "image_encoder") == 0)
     return run_encoder (g, c, atol, rtol, error);
+  if (g_str_has_prefix (case_name, "preprocess/"))
+    return run_preprocess (g, c, case_name, atol, rtol, error);
   return run_unet (g, c, case_name, atol, rtol, error);
 }
 

@@ -16,6 +16,7 @@
 
 #include "engine/engine-private.h"
 #include "engine/pipeline.h"
+#include "golden-pipeline.h"
 #include "golden.h"
 
 static gboolean
@@ -144,7 +145,7 @@ pair_base_args (EaselGolden *g, const char *name)
  * (inpainting); refiner: for the base + refiner pair. */
 static gboolean
 run_form (Ctx *k, EaselEngine *e, EaselModel *model, EaselModel *aux, EaselModel *refiner, const char *form,
-          GError **error)
+          EaselGoldenPipelineHook hook, gpointer hook_data, GError **error)
 {
   const EaselJson *params = easel_json_get (k->c->spec, "params");
   const EaselJson *args = easel_json_get (params, "args");
@@ -217,6 +218,8 @@ run_form (Ctx *k, EaselEngine *e, EaselModel *model, EaselModel *aux, EaselModel
   Record rec = { g_array_new (FALSE, FALSE, sizeof (float)), 0, sched != EASEL_DIFFUSERS_EULER };
   req.on_latent = record_latent;
   req.on_latent_data = &rec;
+  if (hook)
+    hook (&job, &req, hook_data);
   EaselPipelineResult r;
   gboolean ok = easel_pipeline_run (e, model, &req, NULL, NULL, NULL, &r, error);
   g_autofree char *label = g_strdup_printf ("%s latents", form);
@@ -318,7 +321,7 @@ run_pipeline (EaselGolden *g, EaselGoldenCase *c, GError **error)
         continue;
       }
     }
-    if (!run_form (&k, e, model, aux ? other : NULL, pair ? other : NULL, form, error))
+    if (!run_form (&k, e, model, aux ? other : NULL, pair ? other : NULL, form, NULL, NULL, error))
       return FALSE;
     ran++;
   }
@@ -330,3 +333,15 @@ run_pipeline (EaselGolden *g, EaselGoldenCase *c, GError **error)
 }
 
 const EaselGoldenKind easel_golden_kind_pipeline = { "pipeline", collect_pipeline, run_pipeline };
+
+gboolean
+easel_golden_pipeline_check (EaselGolden *g, EaselGoldenCase *c, const char *refs, EaselEngine *e, EaselModel *model,
+                             const char *form, EaselGoldenPipelineHook hook, gpointer hook_data, GError **error)
+{
+  const char *name = easel_json_get_string (c->spec, "name", "");
+  g_autofree char *prefix = g_strconcat (name, "/", NULL);
+  const EaselJson *tol = easel_json_get (c->spec, "tolerance");
+  Ctx k = { g, c, refs, prefix, easel_json_get_double (tol, "latents_rel", 1e-3),
+            easel_json_get_double (tol, "image_abs", 3e-3) };
+  return run_form (&k, e, model, NULL, NULL, form, hook, hook_data, error);
+}
