@@ -152,7 +152,7 @@ test_controlnet_files (void)
   g_assert_null (m);
   g_assert_nonnull (error);
   g_test_message ("%s", error->message);
-  g_assert_nonnull (strstr (error->message, "out_layers.3.bias") || strstr (error->message, "mid_block.resnets.0.conv2.bias"));
+  g_assert_true (strstr (error->message, "out_layers.3.bias") != NULL || strstr (error->message, "mid_block.resnets.0.conv2.bias") != NULL);
   g_clear_error (&error);
 
   /* a job's ControlNet without a hint image, and an SDXL ControlNet in an SD 1.x job */
