@@ -4,6 +4,10 @@
  * engine/pipeline.c. */
 #include "engine-private.h"
 
+#include <errno.h>
+
+#include <glib/gstdio.h>
+
 #include "json.h"
 #include "lora.h"
 #include "vocab.h"
@@ -241,14 +245,40 @@ easel_model_peek_lora_stack (EaselModel *model)
   return model->lora_stack;
 }
 
+/* An opened LoRA file and what its file was then: a file replaced since is opened again. */
+typedef struct {
+  EaselLora *lora;
+  gint64 mtime, size, inode;
+} OpenedLora;
+
+static void
+opened_lora_free (gpointer data)
+{
+  OpenedLora *o = data;
+  easel_lora_unref (o->lora);
+  g_free (o);
+}
+
 EaselLora *
 easel_model_lora (EaselModel *model, const char *path, GError **error)
 {
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  GStatBuf sb;
+  if (g_stat (path, &sb) != 0) {
+    int e = errno;
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "LoRA %s: %s", path, g_strerror (e));
+    return NULL;
+  }
   if (model->loras == NULL)
-    model->loras = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) easel_lora_unref);
-  EaselLora *lora = g_hash_table_lookup (model->loras, path);
-  if (lora == NULL && (lora = easel_lora_open (path, error)) != NULL)
-    g_hash_table_insert (model->loras, g_strdup (path), lora);
+    model->loras = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, opened_lora_free);
+  OpenedLora *o = g_hash_table_lookup (model->loras, path);
+  if (o && o->mtime == (gint64) sb.st_mtime && o->size == (gint64) sb.st_size && o->inode == (gint64) sb.st_ino)
+    return o->lora;
+  EaselLora *lora = easel_lora_open (path, error);
+  if (lora == NULL)
+    return NULL;
+  o = g_new0 (OpenedLora, 1);
+  *o = (OpenedLora) { lora, sb.st_mtime, sb.st_size, sb.st_ino };
+  g_hash_table_replace (model->loras, g_strdup (path), o);   /* the stack keeps its own reference to an old one */
   return lora;
 }

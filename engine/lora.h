@@ -137,9 +137,9 @@ char *easel_lora_resolve (const char *name, const char *folder, GError **error);
 char *easel_lora_hashes_text (EaselLora *const *loras, gsize n);
 /* The same with the names as the prompt mentions them (A1111's alias = the tag's name; NULL or a
  * NULL entry: the file's name). transfer full. */
+char *easel_lora_hashes_text_named (EaselLora *const *loras, const char *const *aliases, gsize n);
 /* A name as A1111's "Lora hashes" / "TI hashes" entries write it: without ':' and ',' (so that the
  * list stays parseable). transfer full. */
 char *easel_lora_clean_alias (const char *name);
-char *easel_lora_hashes_text_named (EaselLora *const *loras, const char *const *aliases, gsize n);
 
 G_END_DECLS

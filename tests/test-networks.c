@@ -235,13 +235,80 @@ test_lora_prompt_tags (void)
   g_assert_cmpstr (p2->prompt, ==, "a photo of a cat  <lora:sd1_tiny_lora_kohya:0.8:0.3>");
   g_assert_cmpstr (easel_parameters_get_extra (p2, "Lora hashes"), ==, want);
 
-  /* $EASEL_LORA_DIR is searched too */
-  g_setenv ("EASEL_LORA_DIR", dir, TRUE);
+  /* beside the model (models/ holds sd1_tiny/ and the LoRA) with no folder given */
   job.lora_dirs = NULL;
+  g_autoptr(EaselImage) beside = run_job (&f, &job, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (same_pixels (tagged, beside));
+
+  /* $EASEL_LORA_DIR is searched too: a copy under another name, found only there */
+  g_autofree char *tmp = g_dir_make_tmp ("easel-lora-XXXXXX", NULL);
+  g_autofree char *copy = g_build_filename (tmp, "envlora.safetensors", NULL);
+  g_autofree char *bytes = NULL;
+  gsize len;
+  g_assert_true (g_file_get_contents (lora, &bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (copy, bytes, len, NULL));
+  job.prompt = "a photo of a cat <lora:envlora:0.8:0.3>";
+  g_assert_null (run_job (&f, &job, NULL, NULL, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_setenv ("EASEL_LORA_DIR", tmp, TRUE);
   g_autoptr(EaselImage) env = run_job (&f, &job, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (same_pixels (tagged, env));
   g_unsetenv ("EASEL_LORA_DIR");
+  g_unlink (copy);
+  g_rmdir (tmp);
+  fixture_clear (&f);
+}
+
+/* A LoRA file replaced between jobs is read again: the kohya file with every alpha doubled gives
+ * what the original gives at strength 2 (both scale the delta by an exact 2). */
+static void
+test_lora_file_replaced (void)
+{
+  Fixture f = { 0 };
+  if (!fixture_load (&f, "sd1_tiny"))
+    return;
+  g_autofree char *lora = kohya_lora_path ();
+  g_autofree char *tmp = g_dir_make_tmp ("easel-lora-XXXXXX", NULL);
+  g_autofree char *copy = g_build_filename (tmp, "mine.safetensors", NULL);
+  g_autofree char *bytes = NULL;
+  gsize len;
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_file_get_contents (lora, &bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (copy, bytes, len, NULL));
+  EaselJobParams job = small_job ("a photo of a cat", 128);
+  EaselJobLora l = { copy, 1, 1 };
+  job.loras = &l, job.n_loras = 1;
+  g_autoptr(EaselImage) one = run_job (&f, &job, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  g_autoptr(EaselSafetensors) st = easel_safetensors_open (lora, &error);
+  g_assert_no_error (error);
+  g_autoptr(EaselSafetensorsWriter) w = easel_safetensors_writer_new ();
+  for (gsize i = 0; i < easel_safetensors_n_tensors (st); i++) {
+    const EaselStTensor *t = easel_safetensors_tensor (st, i);
+    if (g_str_has_suffix (t->name, ".alpha")) {
+      g_autofree float *a = easel_st_tensor_to_f32 (t);
+      a[0] *= 2;
+      g_assert_true (easel_safetensors_writer_add (w, t->name, EASEL_DTYPE_F32, t->n_dims, t->shape, a, NULL));
+    } else {
+      g_assert_true (easel_safetensors_writer_add (w, t->name, t->dtype, t->n_dims, t->shape, t->data, NULL));
+    }
+  }
+  g_assert_true (easel_safetensors_writer_save (w, copy, &error));
+  g_assert_no_error (error);
+  g_autoptr(EaselImage) doubled = run_job (&f, &job, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_false (same_pixels (one, doubled));
+  EaselJobLora orig = { lora, 2, 2 };
+  job.loras = &orig;
+  g_autoptr(EaselImage) two = run_job (&f, &job, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (same_pixels (two, doubled));
+  g_unlink (copy);
+  g_rmdir (tmp);
   fixture_clear (&f);
 }
 
@@ -721,6 +788,7 @@ main (int argc, char **argv)
   g_test_add_func ("/networks/lora-strengths-and-reuse", test_lora_strengths_and_reuse);
   g_test_add_func ("/networks/lora-prompt-tags", test_lora_prompt_tags);
   g_test_add_func ("/networks/lora-refusals", test_lora_refusals);
+  g_test_add_func ("/networks/lora-file-replaced", test_lora_file_replaced);
   g_test_add_func ("/networks/lora-sdxl", test_lora_sdxl);
   g_test_add_func ("/networks/embedding-sd1", test_embedding_sd1);
   g_test_add_func ("/networks/embedding-sdxl", test_embedding_sdxl);

@@ -168,6 +168,20 @@ demo_model (char **model, char **vocab, GError **error)
   return TRUE;
 }
 
+/* --params-from: says so when the LoRA or embedding files found now are not the recorded ones. */
+static void
+warn_changed_hashes (const EaselParameters *from, const char *now_text)
+{
+  static const char *const keys[] = { "Lora hashes", "TI hashes" };
+  g_autoptr(EaselParameters) now = easel_parameters_parse (now_text, -1, NULL);
+  for (guint i = 0; now && i < G_N_ELEMENTS (keys); i++) {
+    const char *a = easel_parameters_get_extra (from, keys[i]), *b = easel_parameters_get_extra (now, keys[i]);
+    if (a && g_strcmp0 (a, b) != 0)
+      fprintf (stderr, "easel-cli: --params-from: %s differ: recorded \"%s\", used \"%s\"\n", keys[i], a,
+               b ? b : "");
+  }
+}
+
 int
 easel_cli_generate (int argc, char **argv)
 {
@@ -379,6 +393,8 @@ easel_cli_generate (int argc, char **argv)
     easel_cli_error ("%s", error->message);
     return 1;
   }
+  if (from && r.parameters->len > 0)
+    warn_changed_hashes (from, r.parameters->pdata[0]);
   int status = 0;
   for (guint i = 0; i < r.images->len && status == 0; i++) {
     g_autofree char *path = output_name (output, i, r.images->len);
