@@ -11,8 +11,11 @@
  *  - refusals: a missing LoRA, a LoRA for another family (both ways), an unknown or misfit embedding
  *    name left as text (as A1111 does);
  *  - easel-cli generate --lora, --lora-dir, --embeddings-dir, and --params-from restoring them. */
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -708,7 +711,18 @@ cli (const char *first, ...)
     g_ptr_array_add (args, (gpointer) a);
   va_end (ap);
   g_ptr_array_add (args, NULL);
-  return easel_cli_generate ((int) args->len - 1, (char **) args->pdata);
+  /* the written paths go to stdout: keep them out of the TAP stream */
+  fflush (stdout);
+  int saved = dup (STDOUT_FILENO), null = open ("/dev/null", O_WRONLY);
+  g_assert_cmpint (saved, >=, 0);
+  g_assert_cmpint (null, >=, 0);
+  dup2 (null, STDOUT_FILENO);
+  close (null);
+  int status = easel_cli_generate ((int) args->len - 1, (char **) args->pdata);
+  fflush (stdout);
+  dup2 (saved, STDOUT_FILENO);
+  close (saved);
+  return status;
 }
 
 static EaselImage *
