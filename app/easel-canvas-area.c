@@ -9,6 +9,7 @@ struct _EaselCanvasArea {
   GtkWidget parent_instance;
 
   GdkTexture *texture;           /* owned, may be NULL */
+  GdkTexture *preview;           /* owned, may be NULL: drawn stretched over the frame */
   int placeholder_w, placeholder_h;
   EaselMask *mask;               /* owned; the image's size */
   GdkTexture *mask_texture;      /* the tinted overlay, rebuilt when the mask changes */
@@ -118,6 +119,21 @@ easel_canvas_area_set_texture (EaselCanvasArea *self, GdkTexture *texture)
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
 
+void
+easel_canvas_area_set_preview (EaselCanvasArea *self, GdkTexture *texture)
+{
+  g_return_if_fail (EASEL_IS_CANVAS_AREA (self));
+  if (g_set_object (&self->preview, texture))
+    gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+GdkTexture *
+easel_canvas_area_get_preview (EaselCanvasArea *self)
+{
+  g_return_val_if_fail (EASEL_IS_CANVAS_AREA (self), NULL);
+  return self->preview;
+}
+
 GdkTexture *
 easel_canvas_area_get_texture (EaselCanvasArea *self)
 {
@@ -203,8 +219,8 @@ easel_canvas_area_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   GdkRGBA border = { 0, 0, 0, 0.15f };
   gtk_snapshot_append_border (snapshot, &outline, (float[4]) { 1, 1, 1, 1 },
                               (GdkRGBA[4]) { border, border, border, border });
-  if (self->texture) {
-    gtk_snapshot_append_texture (snapshot, self->texture, &frame);
+  if (self->preview || self->texture) {
+    gtk_snapshot_append_texture (snapshot, self->preview ? self->preview : self->texture, &frame);
   } else {
     GdkRGBA card = { 0.5f, 0.5f, 0.5f, 0.12f };
     gtk_snapshot_append_color (snapshot, &card, &frame);
@@ -386,6 +402,7 @@ easel_canvas_area_finalize (GObject *object)
 {
   EaselCanvasArea *self = EASEL_CANVAS_AREA (object);
   g_clear_object (&self->texture);
+  g_clear_object (&self->preview);
   g_clear_object (&self->mask_texture);
   easel_mask_free (self->mask);
   G_OBJECT_CLASS (easel_canvas_area_parent_class)->finalize (object);

@@ -16,6 +16,10 @@ G_DECLARE_FINAL_TYPE (EaselCanvasArea, easel_canvas_area, EASEL, CANVAS_AREA, Gt
 /* The image shown (NULL: an empty frame of the placeholder size). The mask is scaled to its size. */
 void       easel_canvas_area_set_texture (EaselCanvasArea *self, GdkTexture *texture);
 GdkTexture *easel_canvas_area_get_texture (EaselCanvasArea *self);
+/* A live preview drawn stretched over the image's frame (a latent-sized preview fills the
+ * generation-sized frame), leaving the image and its mask as they are. NULL removes it. */
+void       easel_canvas_area_set_preview (EaselCanvasArea *self, GdkTexture *texture);
+GdkTexture *easel_canvas_area_get_preview (EaselCanvasArea *self);
 /* The frame's size while no image is shown (the generation size). */
 void       easel_canvas_area_set_placeholder_size (EaselCanvasArea *self, int width, int height);
 

@@ -23,7 +23,8 @@ struct _EaselCanvas {
   GdkTexture *init_texture;
   EaselImage *result;          /* owned */
   GdkTexture *result_texture;
-  GdkTexture *preview;
+  GdkTexture *preview;          /* the newest preview, put on the area at the next frame */
+  guint preview_tick;
   GCancellable *cancellable;   /* file loads */
 };
 
@@ -39,9 +40,10 @@ toast (EaselCanvas *self, const char *message)
 static void
 update_shown (EaselCanvas *self)
 {
-  GdkTexture *tex = self->preview ? self->preview : self->result_texture ? self->result_texture : self->init_texture;
+  GdkTexture *tex = self->result_texture ? self->result_texture : self->init_texture;
   easel_canvas_area_set_texture (self->area, tex);
-  gtk_widget_set_visible (GTK_WIDGET (self->empty_label), tex == NULL);
+  gtk_widget_set_visible (GTK_WIDGET (self->empty_label),
+                          tex == NULL && easel_canvas_area_get_preview (self->area) == NULL);
 }
 
 static void
@@ -110,12 +112,35 @@ easel_canvas_get_result (EaselCanvas *self)
   return self->result;
 }
 
+/* Previews are applied once per frame: the worker's mailbox already drops stale ones, and this
+ * keeps a burst of them from reaching the area faster than the display shows them. */
+static gboolean
+apply_preview_tick (GtkWidget *widget, GdkFrameClock *clock, gpointer user_data)
+{
+  EaselCanvas *self = EASEL_CANVAS (widget);
+  easel_canvas_area_set_preview (self->area, self->preview);
+  g_clear_object (&self->preview);
+  self->preview_tick = 0;
+  update_shown (self);
+  return G_SOURCE_REMOVE;
+}
+
 void
 easel_canvas_show_preview (EaselCanvas *self, GdkTexture *texture)
 {
   g_return_if_fail (EASEL_IS_CANVAS (self));
+  if (texture == NULL) {
+    if (self->preview_tick)
+      gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->preview_tick);
+    self->preview_tick = 0;
+    g_clear_object (&self->preview);
+    easel_canvas_area_set_preview (self->area, NULL);
+    update_shown (self);
+    return;
+  }
   g_set_object (&self->preview, texture);
-  update_shown (self);
+  if (self->preview_tick == 0)
+    self->preview_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), apply_preview_tick, NULL, NULL);
 }
 
 void
@@ -350,6 +375,9 @@ easel_canvas_dispose (GObject *object)
 {
   EaselCanvas *self = EASEL_CANVAS (object);
   g_cancellable_cancel (self->cancellable);
+  if (self->preview_tick)
+    gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->preview_tick);
+  self->preview_tick = 0;
   gtk_widget_dispose_template (GTK_WIDGET (self), EASEL_TYPE_CANVAS);
   G_OBJECT_CLASS (easel_canvas_parent_class)->dispose (object);
 }

@@ -23,7 +23,8 @@ const EaselImage *easel_canvas_get_init_image (EaselCanvas *self);
 /* A result: shown, and kept for "use result as input". Takes image. */
 void              easel_canvas_set_result (EaselCanvas *self, EaselImage *image);
 const EaselImage *easel_canvas_get_result (EaselCanvas *self);
-/* A live preview while a job runs; NULL goes back to the result or init image. */
+/* A live preview while a job runs, put on the area at the next frame (the newest wins) and drawn
+ * over the image's frame without resizing the mask; NULL removes it at once. */
 void              easel_canvas_show_preview (EaselCanvas *self, GdkTexture *texture);
 /* The progress line over the image: fraction < 0 hides it. */
 void              easel_canvas_set_progress (EaselCanvas *self, double fraction, const char *text);

@@ -4,6 +4,9 @@
 #include <glib/gi18n.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include "easel-job.h"
 
@@ -114,7 +117,7 @@ easel_image_load_finish (GAsyncResult *result, GError **error)
 typedef struct {
   EaselImage *image;
   char *parameters, *folder;
-  guint64 seed;
+  char *suffix;                /* the name after NNNNN-: the seed, or "grid" */
 } SaveData;
 
 static void
@@ -123,6 +126,7 @@ save_data_free (SaveData *d)
   easel_image_free (d->image);
   g_free (d->parameters);
   g_free (d->folder);
+  g_free (d->suffix);
   g_free (d);
 }
 
@@ -153,10 +157,15 @@ save_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
                              d->folder, g_strerror (err));
     return;
   }
-  g_autofree char *base = g_strdup_printf ("%05u-%" G_GUINT64_FORMAT ".png", next_number (d->folder), d->seed);
+  /* one save at a time, so that two saves in flight never pick the same number */
+  static GMutex lock;
+  g_mutex_lock (&lock);
+  g_autofree char *base = g_strdup_printf ("%05u-%s.png", next_number (d->folder), d->suffix);
   g_autofree char *path = g_build_filename (d->folder, base, NULL);
   const char *texts[] = { EASEL_PARAMETERS_KEY, d->parameters, NULL };
-  if (!easel_png_save (d->image, path, d->parameters ? texts : NULL, &error)) {
+  gboolean saved = easel_png_save (d->image, path, d->parameters ? texts : NULL, &error);
+  g_mutex_unlock (&lock);
+  if (!saved) {
     g_task_return_error (task, error);
     return;
   }
@@ -164,18 +173,48 @@ save_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
 }
 
 void
-easel_image_save_result_async (const EaselImage *image, const char *parameters, const char *folder, guint64 seed,
-                               GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+easel_image_save_named_async (const EaselImage *image, const char *parameters, const char *folder, const char *suffix,
+                              GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   SaveData *d = g_new0 (SaveData, 1);
   d->image = easel_job_image_copy (image);
   d->parameters = g_strdup (parameters);
   d->folder = g_strdup (folder);
-  d->seed = seed;
+  d->suffix = g_strdup (suffix);
   g_task_set_source_tag (task, easel_image_save_result_async);
   g_task_set_task_data (task, d, (GDestroyNotify) save_data_free);
   g_task_run_in_thread (task, save_thread);
+}
+
+void
+easel_image_save_result_async (const EaselImage *image, const char *parameters, const char *folder, guint64 seed,
+                               GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autofree char *suffix = g_strdup_printf ("%" G_GUINT64_FORMAT, seed);
+  easel_image_save_named_async (image, parameters, folder, suffix, cancellable, callback, user_data);
+}
+
+gboolean
+easel_output_folder_check (const char *folder, GError **error)
+{
+  if (g_mkdir_with_parents (folder, 0755) != 0) {
+    int err = errno;
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err), _("Cannot create the output folder %s: %s"), folder,
+                 g_strerror (err));
+    return FALSE;
+  }
+  g_autofree char *probe = g_build_filename (folder, ".easel-write-test-XXXXXX", NULL);
+  int fd = g_mkstemp (probe);
+  if (fd < 0) {
+    int err = errno;
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err), _("Cannot write to the output folder %s: %s"), folder,
+                 g_strerror (err));
+    return FALSE;
+  }
+  close (fd);
+  g_unlink (probe);
+  return TRUE;
 }
 
 char *

@@ -33,6 +33,15 @@ EaselLoadedImage *easel_image_load_finish (GAsyncResult *result, GError **error)
 void  easel_image_save_result_async (const EaselImage *image, const char *parameters, const char *folder,
                                      guint64 seed, GCancellable *cancellable, GAsyncReadyCallback callback,
                                      gpointer user_data);
+/* The same with folder/NNNNN-SUFFIX.png ("grid" for a comparison grid); finish with
+ * easel_image_save_result_finish. */
+void  easel_image_save_named_async (const EaselImage *image, const char *parameters, const char *folder,
+                                    const char *suffix, GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
 char *easel_image_save_result_finish (GAsyncResult *result, GError **error);
+
+/* Creates folder if needed and checks that a new file can be written there (a probe file, then
+ * removed): what Generate asks before it starts, so a full or read-only folder is said at once. */
+gboolean easel_output_folder_check (const char *folder, GError **error);
 
 G_END_DECLS

@@ -228,9 +228,12 @@ update_model_subtitle (EaselPromptPanel *self)
   EaselModelItem *item = selected_item (self);
   if (item)
     adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row), easel_model_item_get_description (item));
-  else if (self->models && g_list_model_get_n_items (self->models) == 0)
+  else if (self->models)   /* scanned, nothing usable chosen: the worker takes the demo model */
     adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row),
-                                 _("No checkpoints found: choose the models folder in Preferences"));
+                                 g_list_model_get_n_items (self->models) == 0
+                                   ? _("No checkpoints found: using the built-in demo model (random weights). "
+                                       "Choose the models folder in Preferences")
+                                   : _("None chosen: using the built-in demo model (random weights)"));
   else
     adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row), _("Looking for checkpoints…"));
 }

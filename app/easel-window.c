@@ -19,6 +19,7 @@ struct _EaselWindow {
   AdwToastOverlay *toast_overlay;
   GtkStack *generate_stack;
   AdwViewStack *view_stack;
+  AdwViewSwitcherTitle *switcher_title;
   EaselPromptPanel *prompt_panel;
   EaselSamplerPanel *sampler_panel;
   EaselCanvas *canvas;
@@ -30,6 +31,8 @@ struct _EaselWindow {
   GArray *jobs;                  /* guint ids of this window's Generate jobs */
   guint inhibit_cookie;
   char *last_toast;
+  gboolean demo_said;            /* the demo-model toast was shown */
+  AdwToast *error_toast;         /* the last error toast (it stays until dismissed), or NULL */
   GCancellable *cancellable;
 };
 
@@ -53,22 +56,32 @@ easel_window_show_page (EaselWindow *self, const char *name)
   adw_view_stack_set_visible_child_name (self->view_stack, name);
 }
 
+static void
+dismiss_error_toast (EaselWindow *self)
+{
+  if (self->error_toast)
+    adw_toast_dismiss (self->error_toast);
+  g_clear_object (&self->error_toast);
+}
+
 void
 easel_window_toast (EaselWindow *self, const char *message)
 {
   g_return_if_fail (EASEL_IS_WINDOW (self));
   g_free (self->last_toast);
   self->last_toast = g_strdup (message);
+  dismiss_error_toast (self);   /* a newer message replaces a stale error */
   AdwToast *toast = adw_toast_new (message);
   adw_toast_set_timeout (toast, 8);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
-/* An error with its cause, and a Details button that shows the whole message. */
+/* An error with its cause and, when given, what to do; a Details button shows the whole message. */
 static void
-toast_error (EaselWindow *self, const char *what, const GError *error)
+toast_error (EaselWindow *self, const char *what, const GError *error, const char *advice)
 {
-  g_autofree char *message = g_strdup_printf ("%s: %s", what, error->message);
+  g_autofree char *message = advice ? g_strdup_printf ("%s: %s. %s", what, error->message, advice)
+                                    : g_strdup_printf ("%s: %s", what, error->message);
   g_free (self->last_toast);
   self->last_toast = g_strdup (message);
   AdwToast *toast = adw_toast_new (message);
@@ -76,6 +89,8 @@ toast_error (EaselWindow *self, const char *what, const GError *error)
   adw_toast_set_button_label (toast, _("_Details"));
   adw_toast_set_action_name (toast, "win.error-details");
   adw_toast_set_action_target_value (toast, g_variant_new_string (message));
+  dismiss_error_toast (self);
+  self->error_toast = g_object_ref (toast);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
@@ -118,8 +133,15 @@ static void
 on_job_started (EaselWorker *worker, guint id, EaselWindow *self)
 {
   update_running (self);
-  if (is_my_job (self, id))
-    easel_canvas_set_progress (self->canvas, 0, _("Starting…"));
+  if (!is_my_job (self, id))
+    return;
+  easel_canvas_set_progress (self->canvas, 0, _("Starting…"));
+  g_autofree char *model = g_settings_get_string (self->settings, "model");
+  if (*model == '\0' && !self->demo_said) {
+    self->demo_said = TRUE;
+    easel_window_toast (self, _("Using the built-in demo model: random weights, so the images are noise. Choose a "
+                                "checkpoint for real pictures"));
+  }
 }
 
 static void
@@ -134,7 +156,13 @@ on_progress (EaselWorker *worker, guint id, int step, int total, double eta, Eas
 {
   if (!is_my_job (self, id) || total <= 0)
     return;
-  g_autofree char *text = g_strdup_printf (_("Step %d of %d"), step, total);
+  g_autofree char *text = NULL;
+  if (step > 0 && step < total) {
+    int s = (int) (eta + 0.5);
+    text = g_strdup_printf (_("Step %d of %d · about %d:%02d left"), step, total, s / 60, s % 60);
+  } else {
+    text = g_strdup_printf (_("Step %d of %d"), step, total);
+  }
   easel_canvas_set_progress (self->canvas, (double) step / total, text);
 }
 
@@ -153,7 +181,7 @@ on_result_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autofree char *path = easel_image_save_result_finish (result, &error);
   if (path == NULL) {
     if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      toast_error (self, _("The result could not be saved (check the output folder in Preferences)"), error);
+      toast_error (self, _("The result could not be saved"), error, _("Check the output folder in Preferences"));
     return;
   }
   easel_history_view_add_file (self->history_view, path);
@@ -176,7 +204,7 @@ on_job_finished (EaselWorker *worker, guint id, GPtrArray *images, GPtrArray *pa
     if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || g_error_matches (error, EASEL_ERROR, EASEL_ERROR_CANCELLED))
       easel_window_toast (self, _("Generation cancelled"));
     else
-      toast_error (self, _("Generation failed"), error);
+      toast_error (self, _("Generation failed"), error, NULL);
     return;
   }
   g_autofree char *folder = easel_job_output_folder (self->settings);
@@ -199,6 +227,13 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   EaselWindow *self = EASEL_WINDOW (widget);
   if (easel_window_is_running (self))
     return;
+  /* a folder the results cannot go to is said now, not after the work */
+  g_autoptr(GError) error = NULL;
+  g_autofree char *folder = easel_job_output_folder (self->settings);
+  if (!easel_output_folder_check (folder, &error)) {
+    toast_error (self, _("Results cannot be saved"), error, _("Choose another output folder in Preferences"));
+    return;
+  }
   guint64 seed = easel_job_next_seed (self->settings);
   const EaselImage *init = easel_canvas_get_init_image (self->canvas);
   g_autoptr(EaselImage) mask = init ? easel_canvas_dup_mask_image (self->canvas) : NULL;
@@ -249,7 +284,7 @@ easel_window_restore_parameters (EaselWindow *self, const char *parameters, cons
   g_autoptr(GError) error = NULL;
   g_autoptr(EaselParameters) p = easel_parameters_parse (parameters, -1, &error);
   if (p == NULL) {
-    toast_error (self, _("The parameters could not be read"), error);
+    toast_error (self, _("The parameters could not be read"), error, NULL);
     return;
   }
   g_autofree char *skipped = NULL;
@@ -284,7 +319,7 @@ on_dropped_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(EaselLoadedImage) li = easel_image_load_finish (result, &error);
   if (li == NULL) {
     if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      toast_error (self, _("The dropped file could not be read"), error);
+      toast_error (self, _("The dropped file could not be read"), error, NULL);
     return;
   }
   g_autofree char *name = g_path_get_basename (li->path ? li->path : "image");
@@ -312,6 +347,15 @@ static void
 on_model_changed (GSettings *settings, const char *key, EaselWindow *self)
 {
   easel_sampler_panel_set_family (self->sampler_panel, easel_prompt_panel_get_family (self->prompt_panel));
+}
+
+/* No model chosen: the worker uses the built-in demo model, and the title says so. */
+static void
+update_subtitle (GSettings *settings, const char *key, EaselWindow *self)
+{
+  g_autofree char *model = g_settings_get_string (settings, "model");
+  adw_view_switcher_title_set_subtitle (self->switcher_title,
+                                        *model ? "" : _("Using the built-in demo model (no checkpoint chosen)"));
 }
 
 static void
@@ -343,6 +387,8 @@ easel_window_setup (EaselWindow *self, EaselApplication *app)
   easel_compare_view_setup (self->compare_view, self->settings, self->worker);
 
   g_signal_connect_object (self->settings, "changed::model", G_CALLBACK (on_model_changed), self, 0);
+  g_signal_connect_object (self->settings, "changed::model", G_CALLBACK (update_subtitle), self, 0);
+  update_subtitle (self->settings, NULL, self);
   g_signal_connect_object (self->settings, "changed::width", G_CALLBACK (on_size_changed), self, 0);
   g_signal_connect_object (self->settings, "changed::height", G_CALLBACK (on_size_changed), self, 0);
   on_size_changed (self->settings, NULL, self);
@@ -375,6 +421,7 @@ easel_window_dispose (GObject *object)
       gtk_application_uninhibit (app, self->inhibit_cookie);
     self->inhibit_cookie = 0;
   }
+  g_clear_object (&self->error_toast);
   gtk_widget_dispose_template (GTK_WIDGET (self), EASEL_TYPE_WINDOW);
   g_clear_object (&self->worker);
   g_clear_object (&self->settings);
@@ -410,6 +457,7 @@ easel_window_class_init (EaselWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, generate_stack);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, view_stack);
+  gtk_widget_class_bind_template_child (widget_class, EaselWindow, switcher_title);
 
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, prompt_panel);
   gtk_widget_class_bind_template_child (widget_class, EaselWindow, sampler_panel);

@@ -8,6 +8,7 @@
 #include <glib/gi18n.h>
 
 #include "easel-image-io.h"
+#include "model-make.h"
 
 typedef struct {
   gatomicrefcount ref;
@@ -168,6 +169,10 @@ on_engine_progress (const EaselProgress *progress, gpointer user_data)
   Job *job = user_data;
   EaselWorker *self = job->worker;
 
+  if (progress->message) {   /* a notice ("init image resized ..."), not a step */
+    set_status (job, progress->message);
+    return !g_cancellable_is_cancelled (job->cancellable);
+  }
   g_atomic_int_set (&job->step, progress->step);
   g_atomic_int_set (&job->total, progress->total_steps);
   job->eta = progress->eta_s;
@@ -207,23 +212,48 @@ ensure_engine (EaselWorker *self, Job *job, GError **error)
   return self->engine != NULL;
 }
 
+/* The model of the job: its checkpoint, or with none chosen the built-in demo model (written on
+ * first use, engine/model-make.h). A load failure names the file and what to do. */
 static gboolean
 ensure_model (EaselWorker *self, Job *job, GError **error)
 {
-  const char *path = job->req->model_path;
+  g_autofree char *path = g_strdup (job->req->model_path);
+  g_autofree char *vocab = NULL;
+  g_autoptr(GError) local = NULL;
   if (path == NULL) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
-                 _("No model is chosen: pick a checkpoint in the model list, or set the models folder in Preferences"));
-    return FALSE;
+    gboolean written = FALSE;
+    g_autofree char *dir = easel_demo_model_dir ();
+    if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+      set_status (job, _("Writing the built-in demo model…"));
+    if (!easel_demo_model_ensure (&path, &vocab, &written, &local)) {
+      g_set_error (error, EASEL_ERROR, local->code,
+                   _("The built-in demo model could not be written (%s): free some space there, or choose a "
+                     "checkpoint in the model list"), local->message);
+      return FALSE;
+    }
   }
   if (self->model && g_strcmp0 (easel_model_path (self->model), path) == 0)
     return TRUE;
   g_clear_pointer (&self->model, easel_model_unref);
   g_autofree char *name = g_path_get_basename (path);
-  g_autofree char *text = g_strdup_printf (_("Loading %s…"), name);
+  g_autofree char *text = vocab ? g_strdup (_("Loading the built-in demo model…"))
+                                : g_strdup_printf (_("Loading %s…"), name);
   set_status (job, text);
-  self->model = easel_model_load (self->engine, path, error);
-  return self->model != NULL;
+  EaselModelOptions opts = { .vocab = vocab };
+  self->model = easel_model_load_with_options (self->engine, path, &opts, &local);
+  if (self->model == NULL) {
+    g_autofree char *dir = g_path_get_dirname (path);
+    if (vocab)
+      g_set_error (error, EASEL_ERROR, local->code, _("The built-in demo model could not be loaded (%s): delete the "
+                                                      "folder %s so that it is written again"),
+                   local->message, dir);
+    else
+      g_set_error (error, EASEL_ERROR, local->code,
+                   _("The model %s could not be loaded (%s): choose another checkpoint in the model list, or none "
+                     "to use the built-in demo model"), name, local->message);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static void

@@ -2,7 +2,8 @@
  *
  * Layout: the counter-based generator, filling one tensor (threads split it by element ranges,
  * which the counter makes exact), writing a checkpoint through the safetensors writer's fill
- * entries, then the demo vocabulary (a small BPE trainer over a built-in word list). */
+ * entries, then the demo vocabulary (a small BPE trainer over a built-in word list), then the demo
+ * model made of both. */
 #include "model-make.h"
 
 #include <errno.h>
@@ -445,4 +446,43 @@ easel_demo_vocab_write (const char *dir, GError **error)
   ok = write_unless_different (dir, "vocab.json", vocab, error)
        && write_unless_different (dir, "merges.txt", merges, error);
   return ok;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The demo model (moved here from easel-cli generate so that the app makes the same one) */
+
+char *
+easel_demo_model_dir (void)
+{
+  return g_build_filename (g_get_user_data_dir (), "easel", "demo", NULL);
+}
+
+gboolean
+easel_demo_model_ensure (char **model_out, char **vocab_out, gboolean *written_out, GError **error)
+{
+  g_autofree char *dir = easel_demo_model_dir ();
+  g_autofree char *path = g_build_filename (dir, "model.safetensors", NULL);
+  g_autofree char *tok = g_build_filename (dir, "tokenizer", NULL);
+  gboolean have = g_file_test (path, G_FILE_TEST_IS_REGULAR);
+
+  if (!have) {
+    EaselModelSpec spec;
+    EaselMakeOptions opt = { .dtype = EASEL_DTYPE_F16, .seed = 0 };
+    if (g_mkdir_with_parents (dir, 0755) != 0) {
+      int e = errno;
+      g_set_error (error, EASEL_ERROR, EASEL_ERROR_IO, "%s: cannot create the demo folder: %s", dir, g_strerror (e));
+      return FALSE;
+    }
+    if (!easel_model_spec_get ("sd15", TRUE, &spec, error))
+      return FALSE;
+    for (int i = 0; i < spec.n_text; i++)
+      spec.text[i].vocab = (gint64) easel_demo_vocab_size ();
+    if (!easel_demo_vocab_write (tok, error) || !easel_model_make (&spec, &opt, path, error))
+      return FALSE;
+  }
+  if (written_out)
+    *written_out = !have;
+  *model_out = g_steal_pointer (&path);
+  *vocab_out = g_steal_pointer (&tok);
+  return TRUE;
 }

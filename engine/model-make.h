@@ -52,4 +52,21 @@ gsize easel_demo_vocab_size (void);
  * contents are an error (a real vocabulary is never overwritten). */
 gboolean easel_demo_vocab_write (const char *dir, GError **error);
 
+/* --- the built-in demo model -------------------------------------------------------------------
+ * A tiny random-weight SD 1.5 checkpoint (seed 0, F16) and the demo vocabulary, written once into
+ * $XDG_DATA_HOME/easel/demo/ (model.safetensors, tokenizer/) and reused after: what easel-cli
+ * generate and the app use when no model is given. Its images are noise-like; it exists so that
+ * the whole pipeline runs on a fresh machine. */
+
+/* The side in pixels the demo's tiny network is meant for (its default image size). */
+#define EASEL_DEMO_MODEL_SIDE 256
+
+/* The demo folder, $XDG_DATA_HOME/easel/demo. transfer full. */
+char    *easel_demo_model_dir (void);
+
+/* Writes the demo model and vocabulary unless they are there. *model_out: the checkpoint's path,
+ * *vocab_out: the vocabulary folder (both transfer full); *written_out (may be NULL): whether this
+ * call wrote the model. */
+gboolean easel_demo_model_ensure (char **model_out, char **vocab_out, gboolean *written_out, GError **error);
+
 G_END_DECLS

@@ -808,9 +808,11 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
   g_autofree float *noise = g_new (float, n);
   g_autofree float *x = g_new (float, n);
 
+  gint64 t_phase = g_get_monotonic_time ();
   for (int s = 0; s < n_stages; s++)
     if (!stage_prepare (&stages[s], be, req, nets, error))
       goto done;
+  out->seconds_prepare += (g_get_monotonic_time () - t_phase) / 1e6;
   for (guint i = 0; i < easel_job_networks_messages (nets)->len; i++)
     notify (&run, out->messages, easel_job_networks_messages (nets)->pdata[i]);
   inpaint9 = easel_unet_config (stages[0].unet)->in_channels == LATENT_CHANNELS + 5;
@@ -956,7 +958,11 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
       run.stage_sigmas = sigmas + st->first;
       run.family = st->family;
       n_sampler_sigmas = st->last - st->first + 1;
-      if (!easel_sampler_run (ch.sampler, &ctx, &ch.options, x, sigmas + st->first, n_sampler_sigmas, error))
+      gint64 t_sampling = g_get_monotonic_time ();
+      gboolean sampled = easel_sampler_run (ch.sampler, &ctx, &ch.options, x, sigmas + st->first, n_sampler_sigmas, error);
+      out->seconds_sampling += (g_get_monotonic_time () - t_sampling) / 1e6;
+      out->steps_run += n_sampler_sigmas - 1;
+      if (!sampled)
         goto done;
       if (!check_cancel (&run, error))
         goto done;
@@ -979,8 +985,10 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
     g_free (out->decoded);
     out->decoded = g_new (float, npx);
     out->n_decoded = npx;
+    gint64 t_decode = g_get_monotonic_time ();
     gboolean dec_ok = hw > 128 * 128 ? easel_vae_decode_tiled (vae, be, z, B, h, w, EASEL_VAE_TILES_EXACT, 64, 16, out->decoded, error)
                                      : easel_vae_decode (vae, be, z, B, h, w, out->decoded, error);
+    out->seconds_vae += (g_get_monotonic_time () - t_decode) / 1e6;
     if (!dec_ok)
       goto done;
     g_autofree float *rgb = g_new (float, npx);

@@ -75,6 +75,11 @@ typedef struct {
   float *decoded;                  /* the last batch's decoder output (batch_size, 3, H, W) in [-1, 1] */
   gsize n_decoded;
   GPtrArray *messages;             /* notices (char*), also sent through the progress callback */
+  /* wall time of the phases, seconds: loading the networks and encoding the prompts (a UNet's weights
+   * are converted at its first call: inside sampling), the sampler (steps_run denoiser steps), the
+   * VAE (encoding an init image and decoding) */
+  double seconds_prepare, seconds_sampling, seconds_vae;
+  guint steps_run;
 } EaselPipelineResult;
 
 void easel_pipeline_result_clear (EaselPipelineResult *r);

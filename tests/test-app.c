@@ -1,6 +1,7 @@
 /* tests/test-app.c: the app's logic that needs no display: mask painting, A1111's Ctrl+Up/Down
  * weight editing and the prompt highlighting spans, parameters <-> settings (GSettings' memory
- * backend), the sampler/scheduler tables as the app shows them. Expected values follow from
+ * backend), the sampler/scheduler tables as the app shows them, the comparison grid (values,
+ * layout, jobs, the labelled image; Pango/Cairo need fonts, not a display). Expected values follow from
  * the rules (A1111's edit-attention.js, parse_prompt_attention; the brush model of easel-mask.h),
  * worked out by hand in the comments. */
 #include <glib/gstdio.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "easel-compare-grid.h"
 #include "easel-job.h"
 #include "easel-mask.h"
 #include "easel-prompt-edit.h"
@@ -407,6 +409,198 @@ test_sampling_table (void)
   g_assert_null (easel_sampling_table_scheduler_id (easel_sampling_table_n_schedulers ()));
 }
 
+
+/* ---- the comparison grid -------------------------------------------------------------------- */
+
+static void
+test_compare_values (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) s = easel_compare_parse_values (EASEL_COMPARE_AXIS_SAMPLER, " Euler, euler_ancestral ,, DPM++ 2M Karras",
+                                                &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length (s), ==, 3);
+  g_assert_cmpstr (s[0], ==, "euler");
+  g_assert_cmpstr (s[1], ==, "euler_ancestral");
+  g_assert_cmpstr (s[2], ==, "dpmpp_2m/karras");   /* A1111's combined name keeps its schedule */
+  g_autofree char *label = easel_compare_value_label (EASEL_COMPARE_AXIS_SAMPLER, s[2]);
+  g_assert_cmpstr (label, ==, "DPM++ 2M Karras");
+
+  g_auto(GStrv) bad = easel_compare_parse_values (EASEL_COMPARE_AXIS_SAMPLER, "Euler, Nope", &error);
+  g_assert_null (bad);
+  g_assert_nonnull (strstr (error->message, "Nope"));
+  g_clear_error (&error);
+  g_assert_null (easel_compare_parse_values (EASEL_COMPARE_AXIS_STEPS, "10, 0", &error));   /* 0 steps */
+  g_clear_error (&error);
+  g_assert_null (easel_compare_parse_values (EASEL_COMPARE_AXIS_CFG, "7, 4.5x", &error));
+  g_clear_error (&error);
+  g_assert_null (easel_compare_parse_values (EASEL_COMPARE_AXIS_SEED, " , ", &error));     /* nothing */
+  g_clear_error (&error);
+  g_assert_null (easel_compare_parse_values (EASEL_COMPARE_AXIS_SEED, "4294967296", &error));   /* 2^32 */
+  g_clear_error (&error);
+
+  g_auto(GStrv) cfg = easel_compare_parse_values (EASEL_COMPARE_AXIS_CFG, "4.50, 7", &error);
+  g_assert_cmpstr (cfg[0], ==, "4.5");
+  g_assert_cmpstr (cfg[1], ==, "7");
+  g_auto(GStrv) sched = easel_compare_parse_values (EASEL_COMPARE_AXIS_SCHEDULER, "Karras, exponential", &error);
+  g_assert_cmpstr (sched[0], ==, "karras");
+  g_assert_cmpstr (sched[1], ==, "exponential");
+  EaselCompareAxis axis;
+  g_assert_true (easel_compare_axis_from_name ("steps", &axis));
+  g_assert_cmpint (axis, ==, EASEL_COMPARE_AXIS_STEPS);
+  g_assert_false (easel_compare_axis_from_name ("bogus", &axis));
+}
+
+static void
+test_compare_layout (void)
+{
+  /* 3 x 2 cells of 64 x 48, gap 4, a 20-pixel header and a 48-pixel row band:
+   * width 48 + 3*64 + 2*4 = 248, height 20 + 2*48 + 4 = 120 */
+  EaselCompareLayout l;
+  easel_compare_layout_init (&l, 3, 2, 64, 48, 4, 20, 48);
+  g_assert_cmpint (l.width, ==, 248);
+  g_assert_cmpint (l.height, ==, 120);
+  EaselCompareRect c = easel_compare_layout_cell (&l, 2, 1);   /* x 48 + 2*68 = 184, y 20 + 52 = 72 */
+  g_assert_cmpint (c.x, ==, 184);
+  g_assert_cmpint (c.y, ==, 72);
+  g_assert_cmpint (c.width, ==, 64);
+  g_assert_cmpint (c.height, ==, 48);
+  EaselCompareRect h = easel_compare_layout_column_label (&l, 1);
+  g_assert_cmpint (h.x, ==, 116);
+  g_assert_cmpint (h.y, ==, 0);
+  g_assert_cmpint (h.width, ==, 64);
+  g_assert_cmpint (h.height, ==, 20);
+  EaselCompareRect r = easel_compare_layout_row_label (&l, 1);
+  g_assert_cmpint (r.x, ==, 0);
+  g_assert_cmpint (r.y, ==, 72);
+  g_assert_cmpint (r.width, ==, 48);
+  g_assert_cmpint (r.height, ==, 48);
+  /* one row, no row band, no gaps to add: exactly the cells and the header */
+  easel_compare_layout_init (&l, 1, 1, 256, 256, 4, 30, 0);
+  g_assert_cmpint (l.width, ==, 256);
+  g_assert_cmpint (l.height, ==, 286);
+  /* A1111-like font size: 4.5% of the mean side, at least 12 */
+  g_assert_cmpint (easel_compare_label_font_px (512, 512), ==, 23);
+  g_assert_cmpint (easel_compare_label_font_px (64, 64), ==, 12);
+}
+
+static void
+test_compare_jobs (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (EASEL_APP_ID);
+  g_settings_set_int (settings, "steps", 20);
+  g_autoptr(EaselJobRequest) base = easel_job_request_from_settings (settings, 42, NULL, NULL);
+  const char *samplers[] = { "euler", "dpmpp_2m/karras", NULL };
+  const char *steps[] = { "5", "9", NULL };
+  g_autoptr(EaselCompareGrid) g = easel_compare_grid_new (EASEL_COMPARE_AXIS_SAMPLER, samplers,
+                                                          EASEL_COMPARE_AXIS_STEPS, steps, 64, 64);
+  g_assert_cmpint (easel_compare_grid_n_columns (g), ==, 2);
+  g_assert_cmpint (easel_compare_grid_n_rows (g), ==, 2);
+  g_autoptr(EaselJobRequest) req = easel_compare_grid_request (g, base, 1, 1);
+  g_assert_cmpstr (req->params.sampler, ==, "dpmpp_2m");
+  g_assert_cmpstr (req->params.scheduler, ==, "karras");
+  g_assert_cmpint (req->params.steps, ==, 9);
+  g_assert_cmpuint (req->params.seed, ==, 42);               /* one seed for the whole grid */
+  g_assert_cmpint (base->params.steps, ==, 20);              /* the base is left alone */
+  g_assert_cmpstr (base->params.sampler, !=, "dpmpp_2m");
+  g_autofree char *caption = easel_compare_grid_cell_caption (g, 1, 1);
+  g_assert_cmpstr (caption, ==, "DPM++ 2M Karras, Steps: 9");
+  g_autoptr(EaselImage) im = easel_image_new (64, 64, 3, NULL);
+  easel_compare_grid_set_cell (g, 1, 1, g_steal_pointer (&im), "p", 1.25);
+  g_free (caption);
+  caption = easel_compare_grid_cell_caption (g, 1, 1);
+  g_assert_cmpstr (caption, ==, "DPM++ 2M Karras, Steps: 9: 1.2 s");   /* %.1f of 1.25: 1.2 */
+  g_assert_cmpint (easel_compare_grid_n_filled (g), ==, 1);
+  g_assert_cmpstr (easel_compare_grid_first_parameters (g), ==, "p");
+
+  /* no second axis: one row, no row labels */
+  g_autoptr(EaselCompareGrid) one = easel_compare_grid_new (EASEL_COMPARE_AXIS_SAMPLER, samplers,
+                                                            EASEL_COMPARE_AXIS_NONE, NULL, 64, 64);
+  g_assert_cmpint (easel_compare_grid_n_rows (one), ==, 1);
+  g_assert_null (easel_compare_grid_row_label (one, 0));
+  EaselCompareLayout l;
+  easel_compare_grid_layout (one, &l);
+  g_assert_cmpint (l.row_label_w, ==, 0);
+}
+
+/* Bounding box of pixels darker than 128 (label ink) inside r; FALSE when there are none. */
+static gboolean
+ink_box (const EaselImage *im, EaselCompareRect r, int *x0, int *x1, int *y0, int *y1)
+{
+  *x0 = *y0 = G_MAXINT;
+  *x1 = *y1 = -1;
+  for (int y = r.y; y < r.y + r.height; y++)
+    for (int x = r.x; x < r.x + r.width; x++) {
+      const guint8 *p = im->pixels + (gsize) y * im->stride + (gsize) x * 3;
+      if (p[0] < 128 && p[1] < 128 && p[2] < 128) {
+        *x0 = MIN (*x0, x), *x1 = MAX (*x1, x), *y0 = MIN (*y0, y), *y1 = MAX (*y1, y);
+      }
+    }
+  return *x1 >= 0;
+}
+
+static void
+test_compare_render (void)
+{
+  const char *samplers[] = { "euler", "euler_ancestral", NULL };
+  const char *cfgs[] = { "3", "7", NULL };
+  g_autoptr(EaselCompareGrid) g = easel_compare_grid_new (EASEL_COMPARE_AXIS_SAMPLER, samplers,
+                                                          EASEL_COMPARE_AXIS_CFG, cfgs, 128, 96);
+  /* three cells of solid colours; (1, 1) stays empty */
+  const guint8 colours[3][3] = { { 200, 30, 30 }, { 30, 200, 30 }, { 30, 30, 200 } };
+  for (int i = 0; i < 3; i++) {
+    EaselImage *im = easel_image_new (128, 96, 3, NULL);
+    for (gsize j = 0; j < (gsize) 128 * 96; j++)
+      memcpy (im->pixels + j * 3, colours[i], 3);
+    easel_compare_grid_set_cell (g, i % 2, i / 2, im, NULL, 1.0);
+  }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselImage) out = easel_compare_grid_render (g, &error);
+  g_assert_no_error (error);
+  EaselCompareLayout l;
+  easel_compare_grid_layout (g, &l);
+  g_assert_cmpint (out->width, ==, l.width);
+  g_assert_cmpint (out->height, ==, l.height);
+  g_assert_cmpint (l.row_label_w, ==, 96);   /* 3/4 of the cell width */
+  g_assert_cmpint (l.header_h, >, easel_compare_label_font_px (128, 96));
+  g_assert_cmpint (l.gap, ==, 2);
+
+  /* every pixel of a filled cell is its image; the empty cell is light grey; gaps are white */
+  for (int i = 0; i < 4; i++) {
+    EaselCompareRect r = easel_compare_layout_cell (&l, i % 2, i / 2);
+    for (int y = r.y; y < r.y + r.height; y++)
+      for (int x = r.x; x < r.x + r.width; x++) {
+        const guint8 *p = out->pixels + (gsize) y * out->stride + (gsize) x * 3;
+        if (i < 3)
+          g_assert_true (p[0] == colours[i][0] && p[1] == colours[i][1] && p[2] == colours[i][2]);
+        else
+          g_assert_true (p[0] == 217 && p[1] == 217 && p[2] == 217);   /* 0.85 * 255 rounded */
+      }
+  }
+  EaselCompareRect c0 = easel_compare_layout_cell (&l, 0, 0);
+  const guint8 *gap = out->pixels + (gsize) (c0.y + 10) * out->stride + (gsize) (c0.x + c0.width) * 3;
+  g_assert_true (gap[0] == 255 && gap[1] == 255 && gap[2] == 255);
+
+  /* labels: ink in each column's and row's band, centred across the column (within a pixel or
+   * two of rounding), and none in the top-left corner */
+  int x0, x1, y0, y1;
+  for (int c = 0; c < 2; c++) {
+    EaselCompareRect h = easel_compare_layout_column_label (&l, c);
+    g_assert_true (ink_box (out, h, &x0, &x1, &y0, &y1));
+    double mid = (x0 + x1 + 1) / 2.0, want = h.x + h.width / 2.0;
+    g_test_message ("column %d ink %d..%d, centre %.1f want %.1f", c, x0, x1, mid, want);
+    g_assert_cmpfloat (fabs (mid - want), <=, 2.5);
+  }
+  for (int r = 0; r < 2; r++)
+    g_assert_true (ink_box (out, easel_compare_layout_row_label (&l, r), &x0, &x1, &y0, &y1));
+  g_assert_false (ink_box (out, (EaselCompareRect) { 0, 0, l.row_label_w, l.header_h }, &x0, &x1, &y0, &y1));
+  /* "Euler a" is wider than "Euler" */
+  int a0, a1;
+  ink_box (out, easel_compare_layout_column_label (&l, 0), &x0, &x1, &y0, &y1);
+  ink_box (out, easel_compare_layout_column_label (&l, 1), &a0, &a1, &y0, &y1);
+  g_assert_cmpint (a1 - a0, >, x1 - x0);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -424,5 +618,9 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/settings/roundtrip", test_settings_roundtrip);
   g_test_add_func ("/app/settings/refused", test_settings_refused);
   g_test_add_func ("/app/sampling-table", test_sampling_table);
+  g_test_add_func ("/app/compare/values", test_compare_values);
+  g_test_add_func ("/app/compare/layout", test_compare_layout);
+  g_test_add_func ("/app/compare/jobs", test_compare_jobs);
+  g_test_add_func ("/app/compare/render", test_compare_render);
   return g_test_run ();
 }

@@ -763,12 +763,37 @@ test_timestep_embedding_golden (void)
   check_time_proj (b, "refiner_unet/16x16_t150/time_ids", "refiner_unet/16x16_t150/intermediate/add_time_proj", 8);
 }
 
+/* Every half converts exactly as easel_f16_to_f32 (the F16C path where the CPU has it, tails of
+ * fewer than 8 included); bfloat16 likewise. */
+static void
+test_convert_to_f32 (void)
+{
+  EaselCpuPool *pool = easel_cpu_pool_new (3);
+  const gint64 n = 65536 + 5;
+  g_autofree guint16 *h = g_new (guint16, n);
+  g_autofree float *got = g_new (float, n);
+  for (gint64 i = 0; i < n; i++)
+    h[i] = (guint16) (i * 40503u);
+  for (int bf = 0; bf < 2; bf++) {
+    easel_cpu_convert_to_f32 (pool, bf ? EASEL_DTYPE_BF16 : EASEL_DTYPE_F16, h, got, n);
+    for (gint64 i = 0; i < n; i++) {
+      float want = bf ? easel_bf16_to_f32 (h[i]) : easel_f16_to_f32 (h[i]);
+      if (isnan (want))
+        g_assert_true (isnan (got[i]));
+      else
+        g_assert_true (memcmp (&got[i], &want, 4) == 0);
+    }
+  }
+  easel_cpu_pool_free (pool);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   /* first: setenv () is only safe before any thread exists */
   g_test_add_func ("/cpu/pool-env", test_pool_env);
+  g_test_add_func ("/cpu/convert-to-f32", test_convert_to_f32);
   g_test_add_func ("/cpu/pool", test_pool);
   g_test_add_func ("/cpu/vmath", test_vmath);
   g_test_add_func ("/cpu/linear", test_linear);

@@ -110,13 +110,6 @@ main_job () {
   "$cli" generate -p "a lighthouse on a cliff at sunset" -o easel-output.png
   "$cli" inspect easel-output.png
 }
-  if [ -e "$model" ]; then
-    echo "==> $cli inspect $model"
-    "$cli" inspect "$model"
-  else
-    "$cli" --help
-  fi
-}
 
 case "${1:-run}" in
   run) install_missing; main_job ;;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -136,35 +137,19 @@ load_latents (const char *path, gsize want, GError **error)
   return easel_st_tensor_to_f32 (t);
 }
 
-/* The built-in demo: a tiny random-weight SD 1.5 model and its generated vocabulary, written once
- * into $XDG_DATA_HOME/easel/demo/ (model.safetensors, tokenizer/). */
+/* The built-in demo model (engine/model-make.h), said in one line. */
 static gboolean
 demo_model (char **model, char **vocab, GError **error)
 {
-  g_autofree char *dir = g_build_filename (g_get_user_data_dir (), "easel", "demo", NULL);
-  g_autofree char *path = g_build_filename (dir, "model.safetensors", NULL);
-  g_autofree char *tok = g_build_filename (dir, "tokenizer", NULL);
-  gboolean have = g_file_test (path, G_FILE_TEST_IS_REGULAR);
+  g_autofree char *dir = easel_demo_model_dir ();
+  g_autofree char *demo_vocab = NULL;
+  gboolean written = FALSE;
+  if (!easel_demo_model_ensure (model, &demo_vocab, &written, error))
+    return FALSE;
   fprintf (stderr, "easel-cli: no model given (-m) or configured (EASEL_MODEL): using the built-in demo model, "
-           "random weights, %s %s\n", have ? "in" : "written to", dir);
-  if (!have) {
-    EaselModelSpec spec;
-    EaselMakeOptions opt = { .dtype = EASEL_DTYPE_F16, .seed = 0 };
-    if (g_mkdir_with_parents (dir, 0755) != 0) {
-      int e = errno;
-      g_set_error (error, EASEL_ERROR, EASEL_ERROR_IO, "%s: cannot create the demo folder: %s", dir, g_strerror (e));
-      return FALSE;
-    }
-    if (!easel_model_spec_get ("sd15", TRUE, &spec, error))
-      return FALSE;
-    for (int i = 0; i < spec.n_text; i++)
-      spec.text[i].vocab = (gint64) easel_demo_vocab_size ();
-    if (!easel_demo_vocab_write (tok, error) || !easel_model_make (&spec, &opt, path, error))
-      return FALSE;
-  }
-  *model = g_steal_pointer (&path);
+           "random weights, %s %s\n", written ? "written to" : "in", dir);
   if (*vocab == NULL)
-    *vocab = g_steal_pointer (&tok);
+    *vocab = g_steal_pointer (&demo_vocab);
   return TRUE;
 }
 
@@ -191,6 +176,7 @@ easel_cli_generate (int argc, char **argv)
   g_auto(GStrv) config_dirs = NULL, lora_args = NULL, lora_dirs = NULL, embedding_dirs = NULL;
   int steps = -1, width = -1, height = -1, batch_size = 1, batch_count = 1, clip_skip = -1, mask_blur = 4;
   int padding = 32, threads = 0;
+  gboolean timings = FALSE;
   double cfg = NAN, strength = NAN, switch_at = 0.8;
   gboolean only_masked = FALSE;
   GOptionEntry entries[] = {
@@ -233,6 +219,7 @@ easel_cli_generate (int argc, char **argv)
       "where the prompt's <lora:NAME:...> are found (also $EASEL_LORA_DIR and beside the model)", "DIR" },
     { "embeddings-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &embedding_dirs,
       "textual-inversion embeddings, used by file name in prompts (also $EASEL_EMBEDDINGS_DIR)", "DIR" },
+    { "timings", 0, 0, G_OPTION_ARG_NONE, &timings, "Print the time of each phase and the peak memory on stderr", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) oc = g_option_context_new ("- generate images");
@@ -350,7 +337,7 @@ easel_cli_generate (int argc, char **argv)
   int side = fam == EASEL_FAMILY_SDXL || fam == EASEL_FAMILY_SDXL_INPAINT || fam == EASEL_FAMILY_SDXL_REFINER ? 1024
              : fam == EASEL_FAMILY_SD2 ? 768 : 512;
   if (demo)
-    side = 256;   /* the demo's tiny network is made for small images */
+    side = EASEL_DEMO_MODEL_SIDE;   /* the demo's tiny network is made for small images */
   if (width < 0)
     width = init_im && !only_masked ? init_im->width : side;
   if (height < 0)
@@ -395,6 +382,13 @@ easel_cli_generate (int argc, char **argv)
   }
   if (from && r.parameters->len > 0)
     warn_changed_hashes (from, r.parameters->pdata[0]);
+  if (timings) {
+    struct rusage ru;
+    getrusage (RUSAGE_SELF, &ru);
+    fprintf (stderr, "timings: load + text encoding %.2f s, sampling %.2f s (%u steps, %.2f s/step), VAE %.2f s, "
+             "peak RSS %.2f GiB\n", r.seconds_prepare, r.seconds_sampling, r.steps_run,
+             r.steps_run ? r.seconds_sampling / r.steps_run : 0.0, r.seconds_vae, ru.ru_maxrss / (1024.0 * 1024.0));
+  }
   int status = 0;
   for (guint i = 0; i < r.images->len && status == 0; i++) {
     g_autofree char *path = output_name (output, i, r.images->len);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_X86_F16C 1
 #endif
@@ -13,6 +14,18 @@
 #include "engine/dtype.h"
 
 #ifdef HAVE_X86_F16C
+/* F16C and AVX in cpuid leaf 1 ecx, and the OS saving the ymm state (xgetbv bits 1-2). */
+static gboolean
+cpu_has_f16c (void)
+{
+  unsigned a, b, c, d;
+  if (!__get_cpuid (1, &a, &b, &c, &d) || !(c & bit_F16C) || !(c & bit_AVX) || !(c & bit_OSXSAVE))
+    return FALSE;
+  unsigned lo, hi;
+  __asm__ ("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 6) == 6;
+}
+
 __attribute__ ((target ("f16c,avx")))
 static void
 f16_to_f32_f16c (const guint16 *src, float *dst, gint64 n)
@@ -70,7 +83,13 @@ easel_cpu_convert_to_f32 (EaselCpuPool *pool, EaselDType dtype, const void *src,
 {
   ConvertJob j = { dtype, src, dst, FALSE };
 #ifdef HAVE_X86_F16C
-  j.f16c = __builtin_cpu_supports ("f16c") && __builtin_cpu_supports ("avx");
+  static gsize checked = 0;
+  static gboolean f16c = FALSE;
+  if (g_once_init_enter (&checked)) {
+    f16c = cpu_has_f16c ();
+    g_once_init_leave (&checked, 1);
+  }
+  j.f16c = f16c;
 #endif
   if (dtype == EASEL_DTYPE_F32) {
     memcpy (dst, src, n * sizeof (float));
