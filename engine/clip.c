@@ -667,7 +667,14 @@ easel_clip_build (EaselClip *clip, EaselGraph *g, const gint32 *ids, gint64 batc
   easel_graph_mark_output (g, out->hidden);
   if (want_pooled) {
     g_autofree gint64 *eos = g_new (gint64, batch);
-    easel_clip_eos_positions (ids, batch, len, eos);
+    g_autofree gint32 *plain = NULL;
+    if (uses_extra) {
+      /* embedding rows count as id 0 for pooling, as A1111's placeholder tokens do */
+      plain = g_new (gint32, batch * len);
+      for (gint64 i = 0; i < batch * len; i++)
+        plain[i] = ids[i] >= c->vocab ? 0 : ids[i];
+    }
+    easel_clip_eos_positions (plain ? plain : ids, batch, len, eos);
     EaselTensor *last = req->final_ln && req->skip == 0 ? out->hidden : easel_clip_final_norm (clip, g, x);
     out->pooled = gather_rows (g, last, eos, batch);
     easel_graph_mark_output (g, out->pooled);

@@ -90,8 +90,17 @@ typedef struct {
 #define EASEL_T2I_ADAPTER_UNIT_INIT { NULL, NULL, 1.0 }
 #define EASEL_IP_ADAPTER_UNIT_INIT { NULL, NULL, NULL, 0, 1.0 }
 
+/* A LoRA given beside the prompt (easel-cli's --lora FILE:STRENGTH). */
 typedef struct {
-  const char *prompt;                /* A1111 syntax: (w:1.2), [w], BREAK, long prompts */
+  const char *path;                  /* a LoRA file, or a name looked up as the prompt's <lora:NAME> tags are */
+  double unet_strength;              /* A1111's unet multiplier */
+  double te_strength;                /* A1111's te (text encoder) multiplier */
+} EaselJobLora;
+
+typedef struct {
+  const char *prompt;                /* A1111 syntax: (w:1.2), [w], BREAK, long prompts; <lora:NAME:M>,
+                                      * <lora:NAME:TE:UNET> tags (removed from the encoded text, kept in the
+                                      * parameters); embeddings by file name or ComfyUI's embedding:NAME */
   const char *negative_prompt;
   const char *sampler;               /* ComfyUI id ("dpmpp_2m") or A1111 name ("DPM++ 2M") */
   const char *scheduler;             /* ComfyUI id ("karras") or A1111 label; NULL = the sampler's automatic one */
@@ -118,6 +127,14 @@ typedef struct {
   const EaselT2IAdapterUnit *t2i_adapters;  /* several at once: their features add up */
   int n_t2i_adapters;
   const EaselIpAdapterUnit *ip_adapter;     /* NULL: none */
+  /* LoRAs and embeddings (engine/networks.h). Merged into the model's weights for this job and
+   * unmerged by the next job that does not name them: the checkpoint is never reloaded. */
+  const EaselJobLora *loras;         /* n_loras LoRAs besides the prompt's tags, merged after them */
+  int n_loras;
+  const char *const *lora_dirs;      /* NULL-terminated folders for <lora:NAME> (NULL = none); then
+                                      * $EASEL_LORA_DIR, the model's folder, and its sibling Lora/ and loras/ */
+  const char *const *embedding_dirs; /* NULL-terminated folders of textual-inversion embeddings (NULL =
+                                      * none); then $EASEL_EMBEDDINGS_DIR */
 } EaselJobParams;
 
 typedef struct {

@@ -190,6 +190,11 @@ easel_embedding_comfy_names (const char *prompt, GPtrArray *names)
         e++;
       if (e > b) {
         g_autofree char *name = g_strndup (b, e - b);
+        /* ComfyUI also takes the file name with its extension */
+        static const char *const exts[] = { ".safetensors", ".pt", ".bin" };
+        for (guint k = 0; k < G_N_ELEMENTS (exts); k++)
+          if (g_str_has_suffix (name, exts[k]) && strlen (name) > strlen (exts[k]))
+            name[strlen (name) - strlen (exts[k])] = '\0';
         gboolean seen = FALSE;
         for (guint i = 0; i < names->len && !seen; i++)
           seen = strcmp (names->pdata[i], name) == 0;

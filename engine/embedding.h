@@ -40,7 +40,8 @@ GArray *easel_embedding_expand (const gint32 *tokens, gsize n, const GArray *con
                                 const gint64 *n_vectors, const gint32 *first_ids, gsize n_embeddings);
 
 /* ComfyUI's "embedding:NAME" in prompt text: rewrites each to NAME (so that the name's tokens are
- * found as A1111's are) and appends NAME to names (GPtrArray of char*, owned) once. transfer full. */
+ * found as A1111's are; an extension .safetensors, .pt or .bin is dropped) and appends NAME to
+ * names (GPtrArray of char*, owned) once. transfer full. */
 char *easel_embedding_comfy_names (const char *prompt, GPtrArray *names);
 
 G_END_DECLS

@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "clip.h"
 #include "easel.h"
+#include "lora.h"
 #include "sampling/schedules.h"
 #include "tokenizer.h"
 #include "unet.h"
@@ -28,5 +29,15 @@ EaselTokenizer *easel_model_tokenizer (EaselModel *model, GError **error);
 /* SD's scaled_linear schedule (0.00085, 0.012, 1000) with the detected prediction type
  * (epsilon where nothing tells). */
 const EaselModelSampling *easel_model_sampling (EaselModel *model);
+
+/* The model's LoRA stack (lora.h) over its UNet and text encoders (whichever it has), made on the
+ * first call; it keeps the set merged by the last job until the next one changes it. Owned by the
+ * model. */
+EaselLoraStack *easel_model_lora_stack (EaselModel *model, GError **error);
+/* The stack if one was made, else NULL (no network is loaded for it). */
+EaselLoraStack *easel_model_peek_lora_stack (EaselModel *model);
+/* The LoRA file at path, opened on the first call and kept by the model for later jobs
+ * (transfer none). */
+EaselLora *easel_model_lora (EaselModel *model, const char *path, GError **error);
 
 G_END_DECLS

@@ -4,7 +4,12 @@
  * engine/pipeline.c. */
 #include "engine-private.h"
 
+#include <errno.h>
+
+#include <glib/gstdio.h>
+
 #include "json.h"
+#include "lora.h"
 #include "vocab.h"
 
 struct _EaselEngine {
@@ -23,6 +28,8 @@ struct _EaselModel {
   EaselClip *clip[2];
   EaselTokenizer *tokenizer;
   EaselModelSampling *sampling;
+  EaselLoraStack *lora_stack;  /* the LoRAs merged now; freed (weights restored) before the networks */
+  GHashTable *loras;           /* path -> EaselLora*: LoRA files opened by earlier jobs */
 };
 
 EaselEngine *
@@ -103,7 +110,10 @@ easel_model_unref (EaselModel *model)
 {
   if (model == NULL || !g_atomic_ref_count_dec (&model->ref))
     return;
-  /* the networks point into the checkpoint's mappings: free them first */
+  /* the LoRA stack rebinds the networks' weights: restore them first; the networks point into
+   * the checkpoint's mappings: free them next */
+  easel_lora_stack_free (model->lora_stack);
+  g_clear_pointer (&model->loras, g_hash_table_unref);
   easel_unet_free (model->unet);
   easel_vae_free (model->vae);
   easel_clip_free (model->clip[0]);
@@ -203,4 +213,72 @@ easel_model_sampling (EaselModel *model)
                                                               0.00085, 0.012, 1000);
   }
   return model->sampling;
+}
+
+/* --- LoRAs (engine/networks.c) ------------------------------------------------------------------ */
+
+EaselLoraStack *
+easel_model_lora_stack (EaselModel *model, GError **error)
+{
+  EaselUnet *unet = easel_model_unet (model, error);
+  if (unet == NULL)
+    return NULL;
+  EaselClip *clips[2] = { NULL, NULL };
+  for (guint i = 0; i < 2; i++) {
+    g_autoptr(GError) local = NULL;
+    clips[i] = easel_model_clip (model, i, &local);
+    if (clips[i] == NULL && !g_error_matches (local, EASEL_ERROR, EASEL_ERROR_NOT_FOUND)) {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  }
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  if (model->lora_stack == NULL)
+    model->lora_stack = easel_lora_stack_new (unet, clips[0], clips[1]);
+  return model->lora_stack;
+}
+
+EaselLoraStack *
+easel_model_peek_lora_stack (EaselModel *model)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  return model->lora_stack;
+}
+
+/* An opened LoRA file and what its file was then: a file replaced since is opened again. */
+typedef struct {
+  EaselLora *lora;
+  gint64 mtime, size, inode;
+} OpenedLora;
+
+static void
+opened_lora_free (gpointer data)
+{
+  OpenedLora *o = data;
+  easel_lora_unref (o->lora);
+  g_free (o);
+}
+
+EaselLora *
+easel_model_lora (EaselModel *model, const char *path, GError **error)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&model->lock);
+  GStatBuf sb;
+  if (g_stat (path, &sb) != 0) {
+    int e = errno;
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "LoRA %s: %s", path, g_strerror (e));
+    return NULL;
+  }
+  if (model->loras == NULL)
+    model->loras = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, opened_lora_free);
+  OpenedLora *o = g_hash_table_lookup (model->loras, path);
+  if (o && o->mtime == (gint64) sb.st_mtime && o->size == (gint64) sb.st_size && o->inode == (gint64) sb.st_ino)
+    return o->lora;
+  EaselLora *lora = easel_lora_open (path, error);
+  if (lora == NULL)
+    return NULL;
+  o = g_new0 (OpenedLora, 1);
+  *o = (OpenedLora) { lora, sb.st_mtime, sb.st_size, sb.st_ino };
+  g_hash_table_replace (model->loras, g_strdup (path), o);   /* the stack keeps its own reference to an old one */
+  return lora;
 }

@@ -983,20 +983,31 @@ easel_lora_resolve (const char *name, const char *folder, GError **error)
 }
 
 char *
+easel_lora_clean_alias (const char *name)
+{
+  char *s = g_strdup (name), *w = s;
+  for (const char *r = name; *r; r++)
+    if (*r != ':' && *r != ',')
+      *w++ = *r;
+  *w = '\0';
+  return s;
+}
+
+char *
 easel_lora_hashes_text (EaselLora *const *loras, gsize n)
+{
+  return easel_lora_hashes_text_named (loras, NULL, n);
+}
+
+char *
+easel_lora_hashes_text_named (EaselLora *const *loras, const char *const *aliases, gsize n)
 {
   g_autoptr(GString) s = g_string_new (NULL);
   for (gsize i = 0; i < n; i++) {
     g_autofree char *h = easel_lora_short_hash (loras[i]);
-    g_autofree char *alias = g_strdup (loras[i]->name);
+    g_autofree char *alias = easel_lora_clean_alias (aliases && aliases[i] ? aliases[i] : loras[i]->name);
     if (h == NULL)
       continue;
-    /* A1111 drops ':' and ',' from the alias so that the list stays parseable */
-    char *w = alias;
-    for (const char *r = alias; *r; r++)
-      if (*r != ':' && *r != ',')
-        *w++ = *r;
-    *w = '\0';
     g_string_append_printf (s, "%s%s: %s", s->len ? ", " : "", alias, h);
   }
   return g_string_free (g_steal_pointer (&s), FALSE);

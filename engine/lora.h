@@ -135,5 +135,11 @@ char *easel_lora_resolve (const char *name, const char *folder, GError **error);
 /* A1111's PNG parameters entry: "name1: shorthash1, name2: shorthash2" (the value of
  * `Lora hashes: "..."`). transfer full. */
 char *easel_lora_hashes_text (EaselLora *const *loras, gsize n);
+/* The same with the names as the prompt mentions them (A1111's alias = the tag's name; NULL or a
+ * NULL entry: the file's name). transfer full. */
+char *easel_lora_hashes_text_named (EaselLora *const *loras, const char *const *aliases, gsize n);
+/* A name as A1111's "Lora hashes" / "TI hashes" entries write it: without ':' and ',' (so that the
+ * list stays parseable). transfer full. */
+char *easel_lora_clean_alias (const char *name);
 
 G_END_DECLS

@@ -10,6 +10,7 @@
 
 #include "conditioning.h"
 #include "engine-private.h"
+#include "networks.h"
 #include "pipeline-adapters.h"
 #include "prompt.h"
 #include "sampling/noise.h"
@@ -201,18 +202,25 @@ clip_request (EaselClip *clip, int base_skip, int clip_skip, gboolean final_ln, 
   return TRUE;
 }
 
+/* text -> A1111's chunks; with nets (may be NULL), the job's embeddings in place (networks.h). */
+static GArray *
+prompt_chunks (EaselTokenizer *tok, EaselJobNetworks *nets, const char *text, GError **error)
+{
+  if (nets)
+    return easel_job_networks_chunks (nets, tok, text, error);
+  g_autoptr(GArray) segs = easel_prompt_parse_a1111 (text ? text : "", -1, error);
+  return segs ? easel_prompt_chunks_a1111 (tok, segs, 20, error) : NULL;
+}
+
 /* text -> the UNet's conditioning for a model of family fam; zero: diffusers' all-zero uncond. */
 static gboolean
-encode_prompt (EaselModel *tm, EaselBackend *be, EaselFamily fam, const char *text, int clip_skip, Cond *out,
-               GError **error)
+encode_prompt (EaselModel *tm, EaselBackend *be, EaselFamily fam, EaselJobNetworks *nets, const char *text,
+               int clip_skip, Cond *out, GError **error)
 {
   EaselTokenizer *tok = easel_model_tokenizer (tm, error);
   if (tok == NULL)
     return FALSE;
-  g_autoptr(GArray) segs = easel_prompt_parse_a1111 (text ? text : "", -1, error);
-  if (segs == NULL)
-    return FALSE;
-  g_autoptr(GArray) chunks = easel_prompt_chunks_a1111 (tok, segs, 20, error);
+  g_autoptr(GArray) chunks = prompt_chunks (tok, nets, text, error);
   if (chunks == NULL)
     return FALSE;
   const gint64 n = chunks->len, T = n * EASEL_CLIP_CONTEXT;
@@ -591,20 +599,23 @@ stage_clear (Stage *s)
 }
 
 static gboolean
-stage_prepare (Stage *s, EaselBackend *be, const EaselPipelineRequest *req, GError **error)
+stage_prepare (Stage *s, EaselBackend *be, const EaselPipelineRequest *req, EaselJobNetworks *nets, GError **error)
 {
   const EaselJobParams *job = req->job;
+  /* the prompt without its LoRA tags; embeddings where the job's networks know the text encoders */
+  const char *prompt = nets ? easel_job_networks_prompt (nets) : job->prompt;
+  EaselJobNetworks *tn = nets && easel_job_networks_text_model (nets) == s->text_model ? nets : NULL;
   const EaselDetection *det = easel_model_detection (s->model);
   s->family = det->family;
   if ((s->unet = easel_model_unet (s->model, error)) == NULL)
     return FALSE;
-  if (!encode_prompt (s->text_model, be, s->family, job->prompt, job->clip_skip, &s->cond, error))
+  if (!encode_prompt (s->text_model, be, s->family, tn, prompt, job->clip_skip, &s->cond, error))
     return FALSE;
   const char *neg = job->negative_prompt;
   gboolean sdxl_base = s->family == EASEL_FAMILY_SDXL || s->family == EASEL_FAMILY_SDXL_INPAINT;
   if (sdxl_base && !req->sdxl_encode_empty_negative && (neg == NULL || *neg == '\0'))
     cond_zeros_like (&s->cond, &s->uncond);
-  else if (!encode_prompt (s->text_model, be, s->family, neg ? neg : "", job->clip_skip, &s->uncond, error))
+  else if (!encode_prompt (s->text_model, be, s->family, tn, neg ? neg : "", job->clip_skip, &s->uncond, error))
     return FALSE;
   const EaselUnetConfig *cfg = easel_unet_config (s->unet);
   if (cfg->context_dim && cfg->context_dim != s->cond.width)
@@ -756,6 +767,11 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
                    easel_family_display_name (fam));
   }
 
+  /* LoRAs merged and embeddings found before any work (networks.h) */
+  g_autoptr(EaselJobNetworks) nets = easel_job_networks_prepare (model, req->text_model, job, error);
+  if (nets == NULL)
+    return FALSE;
+
   /* the sigma list */
   g_autofree float *sigmas = NULL;
   gsize n_sigmas = 0;
@@ -830,9 +846,11 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
 
   gint64 t_phase = g_get_monotonic_time ();
   for (int s = 0; s < n_stages; s++)
-    if (!stage_prepare (&stages[s], be, req, error))
+    if (!stage_prepare (&stages[s], be, req, nets, error))
       goto done;
   out->seconds_prepare += (g_get_monotonic_time () - t_phase) / 1e6;
+  for (guint i = 0; i < easel_job_networks_messages (nets)->len; i++)
+    notify (&run, out->messages, easel_job_networks_messages (nets)->pdata[i]);
   inpaint9 = easel_unet_config (stages[0].unet)->in_channels == LATENT_CHANNELS + 5;
   if (!inpaint9 && easel_unet_config (stages[0].unet)->in_channels != LATENT_CHANNELS) {
     fail (error, EASEL_ERROR_UNSUPPORTED, "%s: a UNet of %" G_GINT64_FORMAT " input channels is not supported",
@@ -1051,6 +1069,7 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
         goto done;
       g_ptr_array_add (out->images, g_steal_pointer (&result));
       g_autoptr(EaselParameters) params = make_parameters (job, model, &ch, seed0 + b);
+      easel_job_networks_parameters (nets, params);
       g_ptr_array_add (out->parameters, easel_parameters_to_text (params));
     }
   }

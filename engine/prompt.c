@@ -473,6 +473,13 @@ GArray *
 easel_prompt_chunks_a1111 (EaselTokenizer *tok, const GArray *segments, guint comma_backtrack,
                            GError **error)
 {
+  return easel_prompt_chunks_a1111_full (tok, segments, comma_backtrack, NULL, NULL, error);
+}
+
+GArray *
+easel_prompt_chunks_a1111_full (EaselTokenizer *tok, const GArray *segments, guint comma_backtrack,
+                                EaselPromptEmbeddingFunc embedding, gpointer user_data, GError **error)
+{
   g_autoptr(GArray) chunks = g_array_new (FALSE, FALSE, sizeof (EaselPromptChunk));
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
   const gint32 comma = easel_tokenizer_lookup (tok, ",</w>");
@@ -491,7 +498,7 @@ easel_prompt_chunks_a1111 (EaselTokenizer *tok, const GArray *segments, guint co
       return NULL;
     if (ids->len > 0 && !check_weight (seg, error))
       return NULL;
-    for (guint k = 0; k < ids->len; k++) {
+    for (guint k = 0; k < ids->len;) {
       gint32 id = g_array_index (ids, gint32, k);
       if (id == comma) {
         last_comma = pending.n;
@@ -510,9 +517,33 @@ easel_prompt_chunks_a1111 (EaselTokenizer *tok, const GArray *segments, guint co
         emit_a1111 (tok, &pending, chunks);
         last_comma = -1;
       }
-      pending.ids[pending.n] = id;
-      pending.weights[pending.n] = seg->weight;
-      pending.n++;
+      gint32 first_id = 0;
+      guint n_vectors = 0;
+      guint covered = embedding ? embedding (user_data, (const gint32 *) ids->data, ids->len, k, &first_id,
+                                             &n_vectors) : 0;
+      if (covered == 0) {
+        pending.ids[pending.n] = id;
+        pending.weights[pending.n] = seg->weight;
+        pending.n++;
+        k++;
+        continue;
+      }
+      if (n_vectors > EASEL_CLIP_CHUNK) {
+        g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT,
+                     "prompt: an embedding in '%.40s' has %u vectors, more than the %d tokens of a chunk", seg->text,
+                     n_vectors, EASEL_CLIP_CHUNK);
+        return NULL;
+      }
+      if (pending.n + n_vectors > EASEL_CLIP_CHUNK) {
+        emit_a1111 (tok, &pending, chunks);
+        last_comma = -1;
+      }
+      for (guint v = 0; v < n_vectors; v++) {
+        pending.ids[pending.n] = first_id + (gint32) v;
+        pending.weights[pending.n] = seg->weight;
+        pending.n++;
+      }
+      k += MIN (covered, ids->len - k);
     }
   }
   if (pending.n > 0 || chunks->len == 0)

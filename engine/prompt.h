@@ -57,6 +57,20 @@ gboolean easel_prompt_segment_is_break (const EaselPromptSegment *seg);
 GArray *easel_prompt_chunks_a1111 (EaselTokenizer *tok, const GArray *segments, guint comma_backtrack,
                                    GError **error);
 
+/* Textual inversion in A1111's chunker (sd_hijack_clip.py tokenize_line with
+ * EmbeddingDatabase.find_embedding_at_position): called at each position pos of a segment's tokens
+ * tokens[0 .. n); when an embedding's name (its tokens) starts there, returns how many tokens the
+ * name covers and sets first_id, n_vectors: the embedding's vectors then take the ids first_id,
+ * first_id + 1, ... in the chunk, with the segment's weight. 0 = no embedding there. */
+typedef guint (*EaselPromptEmbeddingFunc) (gpointer user_data, const gint32 *tokens, guint n, guint pos,
+                                           gint32 *first_id, guint *n_vectors);
+
+/* easel_prompt_chunks_a1111 with embeddings (embedding may be NULL): as A1111, the vectors count
+ * toward the 75 tokens of a chunk and never straddle two: when they do not fit in what is left of
+ * the chunk, the chunk is closed (padded) first. An embedding of more than 75 vectors is refused. */
+GArray *easel_prompt_chunks_a1111_full (EaselTokenizer *tok, const GArray *segments, guint comma_backtrack,
+                                        EaselPromptEmbeddingFunc embedding, gpointer user_data, GError **error);
+
 /* ComfyUI's tokenize_with_weights: chunks of BOS + up to 75 + EOS, padded with pad, weight 1.0
  * for BOS, EOS and padding. SD 1.x / clip_l: pad = EOS (49407), flags 0; SDXL's clip_g: pad 0,
  * EASEL_TOKENIZE_BANG_SPECIAL. Non-finite weights are refused as above. */

@@ -16,6 +16,7 @@
 
 #include "cli-adapters.h"
 #include "cli.h"
+#include "engine/lora.h"
 #include "engine/model-make.h"
 #include "engine/pipeline.h"
 #include "engine/safetensors.h"
@@ -153,13 +154,27 @@ demo_model (char **model, char **vocab, GError **error)
   return TRUE;
 }
 
+/* --params-from: says so when the LoRA or embedding files found now are not the recorded ones. */
+static void
+warn_changed_hashes (const EaselParameters *from, const char *now_text)
+{
+  static const char *const keys[] = { "Lora hashes", "TI hashes" };
+  g_autoptr(EaselParameters) now = easel_parameters_parse (now_text, -1, NULL);
+  for (guint i = 0; now && i < G_N_ELEMENTS (keys); i++) {
+    const char *a = easel_parameters_get_extra (from, keys[i]), *b = easel_parameters_get_extra (now, keys[i]);
+    if (a && g_strcmp0 (a, b) != 0)
+      fprintf (stderr, "easel-cli: --params-from: %s differ: recorded \"%s\", used \"%s\"\n", keys[i], a,
+               b ? b : "");
+  }
+}
+
 int
 easel_cli_generate (int argc, char **argv)
 {
   g_autofree char *model = NULL, *vae = NULL, *prompt = NULL, *negative = NULL, *sampler = NULL, *scheduler = NULL;
   g_autofree char *seed_s = NULL, *rng_s = NULL, *init = NULL, *mask = NULL, *refiner = NULL, *output = NULL;
   g_autofree char *params_from = NULL, *initial_latents = NULL, *save_latents = NULL, *vocab = NULL;
-  g_auto(GStrv) config_dirs = NULL;
+  g_auto(GStrv) config_dirs = NULL, lora_args = NULL, lora_dirs = NULL, embedding_dirs = NULL;
   int steps = -1, width = -1, height = -1, batch_size = 1, batch_count = 1, clip_skip = -1, mask_blur = 4;
   int padding = 32, threads = 0;
   gboolean timings = FALSE;
@@ -199,6 +214,12 @@ easel_cli_generate (int argc, char **argv)
     { "config-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &config_dirs,
       "a diffusers folder whose <part>/config.json describe a single file's unusual networks", "DIR" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
+    { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args,
+      "a LoRA (file, or a name in the LoRA folders) and its strength (default 1); repeatable", "FILE[:STRENGTH]" },
+    { "lora-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_dirs,
+      "where the prompt's <lora:NAME:...> are found (also $EASEL_LORA_DIR and beside the model)", "DIR" },
+    { "embeddings-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &embedding_dirs,
+      "textual-inversion embeddings, used by file name in prompts (also $EASEL_EMBEDDINGS_DIR)", "DIR" },
     { "timings", 0, 0, G_OPTION_ARG_NONE, &timings, "Print the time of each phase and the peak memory on stderr", NULL },
     { NULL },
   };
@@ -256,6 +277,23 @@ easel_cli_generate (int argc, char **argv)
   if (prompt == NULL) {
     easel_cli_error ("generate: no prompt (-p TEXT)");
     return 2;
+  }
+  /* --lora FILE[:STRENGTH] (a prompt's <lora:...> tags, --params-from's included, go in the prompt) */
+  g_autoptr(GArray) lora_refs = g_array_new (FALSE, TRUE, sizeof (EaselLoraRef));
+  g_array_set_clear_func (lora_refs, easel_lora_ref_clear);
+  g_autoptr(GArray) job_loras = g_array_new (FALSE, TRUE, sizeof (EaselJobLora));
+  for (guint i = 0; lora_args && lora_args[i]; i++) {
+    EaselLoraRef ref;
+    if (!easel_lora_parse_arg (lora_args[i], &ref, &error)) {
+      easel_cli_error ("%s", error->message);
+      return 2;
+    }
+    g_array_append_val (lora_refs, ref);
+  }
+  for (guint i = 0; i < lora_refs->len; i++) {
+    const EaselLoraRef *r = &g_array_index (lora_refs, EaselLoraRef, i);
+    EaselJobLora l = { r->name, r->unet_strength, r->te_strength };
+    g_array_append_val (job_loras, l);
   }
   EaselRngKind rng = EASEL_RNG_CPU;
   if (rng_s && !easel_rng_kind_from_name (rng_s, &rng)) {
@@ -315,6 +353,8 @@ easel_cli_generate (int argc, char **argv)
     .clip_skip = clip_skip > 0 ? clip_skip : 1, .init_image = init_im, .strength = isnan (strength) ? 0.75 : strength,
     .mask = mask_im, .mask_blur = mask_blur, .inpaint_only_masked = only_masked, .only_masked_padding = padding,
     .refiner = mr, .refiner_switch = switch_at, .vae = mv,
+    .loras = (const EaselJobLora *) job_loras->data, .n_loras = (int) job_loras->len,
+    .lora_dirs = (const char *const *) lora_dirs, .embedding_dirs = (const char *const *) embedding_dirs,
   };
   if (!easel_cli_adapters_apply (adapters, &job, &error)) {
     easel_cli_error ("%s", error->message);
@@ -347,6 +387,8 @@ easel_cli_generate (int argc, char **argv)
     easel_cli_error ("%s", error->message);
     return 1;
   }
+  if (from && r.parameters->len > 0)
+    warn_changed_hashes (from, r.parameters->pdata[0]);
   if (timings) {
     struct rusage ru;
     getrusage (RUSAGE_SELF, &ru);
