@@ -715,3 +715,9 @@ easel_clip_encode (EaselClip *clip, EaselBackend *backend, const gint32 *ids, gi
     return FALSE;
   return TRUE;
 }
+
+GPtrArray *
+easel_clip_unused (const EaselClip *clip)
+{
+  return easel_weights_unused (clip->weights);
+}

@@ -123,4 +123,7 @@ gboolean easel_clip_encode (EaselClip *clip, EaselBackend *backend, const gint32
 /* Position of the first largest id of each row (the first EOS, 49407, in CLIP's vocabulary): eos (B). */
 void easel_clip_eos_positions (const gint32 *ids, gint64 batch, gint64 len, gint64 *eos);
 
+/* Checkpoint keys under the encoder's prefix that it does not use (for --verbose). transfer full. */
+GPtrArray *easel_clip_unused (const EaselClip *clip);
+
 G_END_DECLS

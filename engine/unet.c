@@ -321,3 +321,9 @@ easel_unet_forward (EaselUnet *u, EaselBackend *backend, const float *sample, gi
   }
   return easel_backend_compute (backend, g, error) && easel_backend_read (backend, y, out, error);
 }
+
+GPtrArray *
+easel_unet_unused (const EaselUnet *u)
+{
+  return easel_weights_unused (u->weights);
+}

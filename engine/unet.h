@@ -117,4 +117,7 @@ GPtrArray *easel_unet_patch_targets (EaselUnet *u);
  * NULL when the key is no UNet weight. transfer full. */
 char *easel_unet_rename_original (const char *key, int n_res);
 
+/* Checkpoint keys under the UNet's prefix that it does not use (for --verbose). transfer full. */
+GPtrArray *easel_unet_unused (const EaselUnet *u);
+
 G_END_DECLS

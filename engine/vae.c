@@ -1293,3 +1293,9 @@ easel_vae_preview_rgb8 (EaselFamily family, const float *latent, gint64 h, gint6
       rgb[p * 3 + o] = (guint8) (v * 255.0f);   /* torch's uint8 cast truncates */
     }
 }
+
+GPtrArray *
+easel_vae_unused (const EaselVae *vae)
+{
+  return easel_weights_unused (vae->weights);
+}

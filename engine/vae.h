@@ -140,4 +140,7 @@ void easel_vae_image_to_unit (const float *x, float *y, gsize n);
  * the SDXL family), mapped as clamp ((x + 1) / 2) · 255. */
 void easel_vae_preview_rgb8 (EaselFamily family, const float *latent, gint64 h, gint64 w, guint8 *rgb);
 
+/* Checkpoint keys under the VAE's prefix that it does not use (for --verbose). transfer full. */
+GPtrArray *easel_vae_unused (const EaselVae *vae);
+
 G_END_DECLS

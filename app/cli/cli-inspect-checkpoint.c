@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "engine/vae.h"
+#include "engine/unet.h"
+#include "engine/clip.h"
 #include "engine/checkpoint.h"
 
 static void
@@ -57,8 +60,46 @@ print_detection (const EaselDetection *d)
   printf ("vae:            %s\n", d->has_vae ? "yes" : "no");
 }
 
+static void
+print_unused (const char *network, GPtrArray *unused)
+{
+  printf ("%-15s %u tensor%s unused\n", network, unused->len, unused->len == 1 ? "" : "s");
+  for (guint i = 0; i < unused->len; i++)
+    printf ("  %s\n", (char *) unused->pdata[i]);
+  g_ptr_array_unref (unused);
+}
+
+/* --verbose: loads each network as generation would and lists what it leaves unused. */
+static void
+print_networks (const EaselCheckpoint *ck)
+{
+  g_autoptr(GError) error = NULL;
+  for (guint index = 0; index < 2; index++) {
+    g_autofree char *prefix = easel_clip_find_prefix (ck, index, NULL);
+    if (prefix == NULL)
+      continue;
+    g_autofree char *label = g_strdup_printf ("text encoder %u:", index);
+    g_autoptr(EaselClip) clip = easel_clip_new (ck, prefix, NULL, &error);
+    if (clip == NULL) {
+      printf ("%-15s not loadable: %s\n", label, error->message);
+      g_clear_error (&error);
+      continue;
+    }
+    print_unused (label, easel_clip_unused (clip));
+  }
+  g_autoptr(EaselUnet) unet = easel_unet_new (ck, NULL, &error);
+  if (unet)
+    print_unused ("unet:", easel_unet_unused (unet));
+  else if (easel_checkpoint_detection (ck)->unet_naming != EASEL_NAMING_NONE)
+    printf ("%-15s not loadable: %s\n", "unet:", error->message);
+  g_clear_error (&error);
+  g_autoptr(EaselVae) vae = easel_vae_new (ck, NULL, &error);
+  if (vae)
+    print_unused ("vae:", easel_vae_unused (vae));
+}
+
 int
-easel_cli_inspect_checkpoint (const char *path, gboolean list_tensors)
+easel_cli_inspect_checkpoint (const char *path, gboolean list_tensors, gboolean verbose)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
@@ -116,6 +157,8 @@ easel_cli_inspect_checkpoint (const char *path, gboolean list_tensors)
       printf ("  %s: %s%s\n", easel_checkpoint_metadata_key (ck, i), line, strlen (v) > 200 ? "..." : "");
     }
   }
+  if (verbose)
+    print_networks (ck);
   if (list_tensors) {
     printf ("tensors:\n");
     for (gsize i = 0; i < easel_checkpoint_n_tensors (ck); i++) {

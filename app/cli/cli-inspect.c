@@ -22,16 +22,19 @@ is_png (const char *path)
 int
 easel_cli_inspect (int argc, char **argv)
 {
-  gboolean list_tensors = FALSE;
+  gboolean list_tensors = FALSE, verbose = FALSE;
   const char *path = NULL;
 
   for (int i = 1; i < argc; i++) {
     if (strcmp (argv[i], "--tensors") == 0)
       list_tensors = TRUE;
+    else if (strcmp (argv[i], "--verbose") == 0 || strcmp (argv[i], "-v") == 0)
+      verbose = TRUE;
     else if (strcmp (argv[i], "--help") == 0) {
-      printf ("Usage: easel-cli inspect [--tensors] FILE|DIR\n\n"
+      printf ("Usage: easel-cli inspect [--tensors] [--verbose] FILE|DIR\n\n"
               "A .safetensors checkpoint or a diffusers folder: detected family, format, dtypes,\n"
-              "tensor count and bytes, metadata (--tensors lists every tensor).\n"
+              "tensor count and bytes, metadata (--tensors lists every tensor; --verbose loads each\n"
+              "network and lists the tensors none of them uses).\n"
               "A PNG: size, mode and its A1111 'parameters' chunk.\n");
       return 0;
     } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -53,5 +56,5 @@ easel_cli_inspect (int argc, char **argv)
     return 1;
   }
   return is_png (path) ? easel_cli_inspect_png (path, list_tensors)
-                       : easel_cli_inspect_checkpoint (path, list_tensors);
+                       : easel_cli_inspect_checkpoint (path, list_tensors, verbose);
 }

@@ -17,7 +17,7 @@ int easel_cli_devices (int argc, char **argv);
 
 /* inspect, by what the file is (cli-inspect-*.c) */
 int easel_cli_inspect_png (const char *path, gboolean list_tensors);
-int easel_cli_inspect_checkpoint (const char *path, gboolean list_tensors);
+int easel_cli_inspect_checkpoint (const char *path, gboolean list_tensors, gboolean verbose);
 
 /* One line on stderr: "easel-cli: <message>" (the message names the file and the problem). */
 void easel_cli_error (const char *format, ...) G_GNUC_PRINTF (1, 2);
