@@ -201,7 +201,7 @@ build_conv (EaselGraph *g, gconstpointer data)
   EaselTensor *w = easel_graph_weight (g, "conv.weight", c->wdtype, 4, c->wshape, c->w);
   const gint64 bs[1] = { c->wshape[0] };
   EaselTensor *b = c->b ? easel_graph_weight (g, "conv.bias", EASEL_DTYPE_F32, 1, bs, c->b) : NULL;
-  return easel_op_conv2d (g, input (g, c), w, b, c->i0, c->i1);
+  return easel_op_conv2d_ext (g, input (g, c), w, b, c->i0, c->i1, c->axes[0], c->axes[1]);
 }
 
 static void
@@ -234,6 +234,22 @@ test_conv2d (void)
   Case c2 = { 4, { 1, CI2, H2, W2 }, x2, .i0 = 1, .i1 = 1, .wdtype = EASEL_DTYPE_F16, .w = w2h,
               .wshape = { CO2, CI2, 3, 3 } };
   compare ("conv2d 3 -> 70 channels, 19 x 23", build_conv, &c2, NMSE_SAME);
+  /* extra zeros at the bottom and right (the VAE downsampler: F.pad (0, 1, 0, 1), stride 2, pad 0):
+   * the output size comes from the graph, reads past x are zeros */
+  Case d = c;
+  d.i0 = 2;
+  d.i1 = 0;
+  d.axes[0] = d.axes[1] = 1;
+  d.wdtype = EASEL_DTYPE_F16;
+  d.w = wh;
+  compare ("conv2d_ext stride 2, pad (0, 1, 0, 1), 13 x 11", build_conv, &d, NMSE_SAME);
+  d.shape[2] = 12;
+  compare ("conv2d_ext stride 2, pad (0, 1, 0, 1), 12 x 11", build_conv, &d, NMSE_SAME);
+  d.i0 = 1;
+  d.i1 = 1;
+  d.axes[0] = 2;
+  d.axes[1] = 0;
+  compare ("conv2d_ext stride 1, pad 1, 2 extra rows", build_conv, &d, NMSE_SAME);
 }
 
 /* --- norms ----------------------------------------------------------------------------------- */
@@ -246,6 +262,44 @@ build_group_norm (EaselGraph *g, gconstpointer data)
   EaselTensor *gamma = c->w ? easel_graph_weight (g, "norm.weight", EASEL_DTYPE_F32, 1, cs, c->w) : NULL;
   EaselTensor *beta = c->b ? easel_graph_weight (g, "norm.bias", EASEL_DTYPE_F32, 1, cs, c->b) : NULL;
   return easel_op_group_norm (g, input (g, c), gamma, beta, c->i0, c->f0, c->i1);
+}
+
+static EaselTensor *
+build_group_stats (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  return easel_op_group_stats (g, input (g, c), c->i0);
+}
+
+/* group_norm_apply with statistics (B, G, 2) [mean, rstd] given as an input (c->w2) */
+static EaselTensor *
+build_group_norm_apply (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  const gint64 cs[1] = { c->shape[1] }, ss[3] = { c->shape[0], c->i0, 2 };
+  EaselTensor *gamma = c->w ? easel_graph_weight (g, "norm.weight", EASEL_DTYPE_F32, 1, cs, c->w) : NULL;
+  EaselTensor *beta = c->b ? easel_graph_weight (g, "norm.bias", EASEL_DTYPE_F32, 1, cs, c->b) : NULL;
+  EaselTensor *stats = easel_graph_input (g, "stats", EASEL_DTYPE_F32, 3, ss, c->w2);
+  return easel_op_group_norm_apply (g, input (g, c), gamma, beta, stats, c->i0, c->i1);
+}
+
+/* [mean, rstd] of each group of x (B, C, HW), in double */
+static float *
+host_group_stats (const float *x, gint64 B, gint64 C, gint64 HW, int G, double eps)
+{
+  gint64 len = C / G * HW;
+  float *st = g_new (float, B * G * 2);
+  for (gint64 t = 0; t < B * G; t++) {
+    double s = 0, v = 0;
+    for (gint64 i = 0; i < len; i++)
+      s += x[t * len + i];
+    s /= (double) len;
+    for (gint64 i = 0; i < len; i++)
+      v += (x[t * len + i] - s) * (x[t * len + i] - s);
+    st[2 * t] = (float) s;
+    st[2 * t + 1] = (float) (1.0 / sqrt (v / (double) len + eps));
+  }
+  return st;
 }
 
 static EaselTensor *
@@ -276,6 +330,20 @@ test_norms (void)
   g_autofree float *xl = random_floats (r, 1 * 8 * 40 * 41, 1);
   Case cl = { 4, { 1, 8, 40, 41 }, xl, .i0 = 2, .f0 = 1e-6f };
   compare ("group_norm, 13120 values per group", build_group_norm, &cl, NMSE_SAME);
+
+  /* the two halves (the VAE's exact tiling): statistics, then normalization with given ones */
+  Case hs = { 4, { 2, 12, 7, 9 }, x, .i0 = 4 };
+  compare ("group_stats 4 groups", build_group_stats, &hs, NMSE_SAME);
+  hs.i0 = 3;
+  compare ("group_stats 3 groups", build_group_stats, &hs, NMSE_SAME);
+  compare ("group_stats, 13120 values per group", build_group_stats, &cl, NMSE_SAME);
+  g_autofree float *st = host_group_stats (x, 2, 12, 63, 4, 1e-5);
+  Case ha = { 4, { 2, 12, 7, 9 }, x, .i0 = 4, .i1 = FALSE, .w = gm, .b = bt, .w2 = st };
+  compare ("group_norm_apply", build_group_norm_apply, &ha, NMSE_SAME);
+  ha.i1 = TRUE;
+  compare ("group_norm_apply + SiLU", build_group_norm_apply, &ha, NMSE_SAME);
+  ha.w = ha.b = NULL;
+  compare ("group_norm_apply, no affine", build_group_norm_apply, &ha, NMSE_SAME);
 
   g_autofree float *y = random_floats (r, 3 * 5 * 77, 1), *lg = random_floats (r, 77, 1), *lb = random_floats (r, 77, 1);
   g_autofree guint16 *lgh = to_f16 (lg, 77), *lbh = to_f16 (lb, 77);
@@ -313,8 +381,8 @@ test_unary (void)
   x[0] = -90.0f;    /* exp overflow territory */
   x[1] = 90.0f;
   Case c = { 2, { 3, 1001 }, x };
-  const char *names[] = { "silu", "gelu (erf)", "gelu (tanh)", "quick_gelu" };
-  for (int k = EASEL_UNARY_SILU; k <= EASEL_UNARY_QUICK_GELU; k++) {
+  const char *names[] = { "silu", "gelu (erf)", "gelu (tanh)", "quick_gelu", "relu" };
+  for (int k = EASEL_UNARY_SILU; k <= EASEL_UNARY_RELU; k++) {
     c.i0 = k;
     compare (names[k], build_unary, &c, NMSE_SAME);
   }
@@ -410,6 +478,13 @@ build_upsample (EaselGraph *g, gconstpointer data)
 }
 
 static EaselTensor *
+build_avg_pool (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  return easel_op_avg_pool2d (g, input (g, c), c->i0);
+}
+
+static EaselTensor *
 build_concat (EaselGraph *g, gconstpointer data)
 {
   const Case *c = data;
@@ -439,6 +514,12 @@ test_resample_concat_embedding (void)
   c.i0 = 3;
   c.i1 = 4;
   compare ("resize nearest 5x7 -> 3x4", build_upsample, &c, 0);
+  Case pool = { 4, { 2, 3, 5, 7 }, x, .i0 = 2 };
+  compare ("avg_pool2d 2 (edge windows cut)", build_avg_pool, &pool, NMSE_SAME);
+  pool.i0 = 8;
+  compare ("avg_pool2d 8 (one window, larger than x)", build_avg_pool, &pool, NMSE_SAME);
+  pool.i0 = 1;
+  compare ("avg_pool2d 1", build_avg_pool, &pool, 0);
   for (int axis = 0; axis < 4; axis++) {
     Case k = { 4, { 2, 3, 5, 7 }, x, .i0 = axis, .i1 = 1 };
     g_autofree char *label = g_strdup_printf ("concat on axis %d", axis);

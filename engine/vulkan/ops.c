@@ -154,6 +154,44 @@ op_group_norm (EaselVkBackend *vb, EaselTensor *t, GError **error)
   return dispatch (vb, EASEL_VK_GROUP_NORM, &A, &p, sizeof p, p.n_groups, 1, 1, error);
 }
 
+/* EASEL_OP_GROUP_STATS: the group_norm shader's statistics half, y (N, G, 2) = [mean, M2] */
+static gboolean
+op_group_stats (EaselVkBackend *vb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  gint64 N = x->shape[0], C = x->shape[1];
+  EaselVkGroupNormPush p = {
+    .C = (guint32) C, .HW = (guint32) (easel_tensor_numel (x) / MAX (N * C, 1)), .G = (guint32) t->ip[0],
+    .n_groups = (guint32) (N * t->ip[0]),
+  };
+  Args A;
+  if (!add_all (vb, &A, t, 1, error))
+    return FALSE;
+  p.x_off = A.off[0];
+  p.y_off = A.off[1];
+  return dispatch (vb, EASEL_VK_GROUP_STATS, &A, &p, sizeof p, p.n_groups, 1, 1, error);
+}
+
+static gboolean
+op_group_norm_apply (EaselVkBackend *vb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  gint64 N = x->shape[0], C = x->shape[1];
+  EaselVkGroupNormApplyPush p = {
+    .n = (guint32) easel_tensor_numel (x), .C = (guint32) C, .HW = (guint32) (easel_tensor_numel (x) / MAX (N * C, 1)),
+    .G = (guint32) t->ip[0], .has_gamma = t->src[1] != NULL, .has_beta = t->src[2] != NULL, .silu = t->ip[1] != 0,
+  };
+  Args A;
+  if (!add_all (vb, &A, t, 4, error))
+    return FALSE;
+  p.x_off = A.off[0];
+  p.g_off = A.off[1];
+  p.b_off = A.off[2];
+  p.s_off = A.off[3];
+  p.y_off = A.off[4];
+  return dispatch (vb, EASEL_VK_GROUP_NORM_APPLY, &A, &p, sizeof p, p.n, 1, 1, error);
+}
+
 static gboolean
 op_layer_norm (EaselVkBackend *vb, EaselTensor *t, GError **error)
 {
@@ -282,6 +320,22 @@ op_upsample (EaselVkBackend *vb, EaselTensor *t, GError **error)
 }
 
 static gboolean
+op_avg_pool2d (EaselVkBackend *vb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  EaselVkAvgPoolPush p = {
+    .n = (guint32) easel_tensor_numel (t), .h = (guint32) x->shape[2], .w = (guint32) x->shape[3],
+    .oh = (guint32) t->shape[2], .ow = (guint32) t->shape[3], .k = (guint32) t->ip[0],
+  };
+  Args A;
+  if (!add_all (vb, &A, t, 1, error))
+    return FALSE;
+  p.x_off = A.off[0];
+  p.y_off = A.off[1];
+  return dispatch (vb, EASEL_VK_AVG_POOL2D, &A, &p, sizeof p, p.n, 1, 1, error);
+}
+
+static gboolean
 op_concat (EaselVkBackend *vb, EaselTensor *t, GError **error)
 {
   EaselTensor *a = t->src[0], *b = t->src[1];
@@ -344,6 +398,7 @@ easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error)
   static const EaselVkPipelineId unary[] = {
     [EASEL_UNARY_SILU] = EASEL_VK_UNARY_SILU, [EASEL_UNARY_GELU] = EASEL_VK_UNARY_GELU,
     [EASEL_UNARY_GELU_TANH] = EASEL_VK_UNARY_GELU_TANH, [EASEL_UNARY_QUICK_GELU] = EASEL_VK_UNARY_QUICK_GELU,
+    [EASEL_UNARY_RELU] = EASEL_VK_UNARY_RELU,
   };
   if (t->op == EASEL_OP_LEAF || t->op == EASEL_OP_VIEW || easel_tensor_numel (t) == 0)
     return TRUE;
@@ -358,6 +413,8 @@ easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error)
   case EASEL_OP_LINEAR: return op_linear (vb, t, error);
   case EASEL_OP_CONV2D: return op_conv2d (vb, t, error);
   case EASEL_OP_GROUP_NORM: return op_group_norm (vb, t, error);
+  case EASEL_OP_GROUP_STATS: return op_group_stats (vb, t, error);
+  case EASEL_OP_GROUP_NORM_APPLY: return op_group_norm_apply (vb, t, error);
   case EASEL_OP_LAYER_NORM: return op_layer_norm (vb, t, error);
   case EASEL_OP_UNARY:
     if (t->ip[0] < 0 || t->ip[0] >= (int) G_N_ELEMENTS (unary))
@@ -371,6 +428,7 @@ easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error)
   case EASEL_OP_CONCAT: return op_concat (vb, t, error);
   case EASEL_OP_TIMESTEP_EMBEDDING: return op_timestep (vb, t, error);
   case EASEL_OP_GET_ROWS: return op_get_rows (vb, t, error);
+  case EASEL_OP_AVG_POOL2D: return op_avg_pool2d (vb, t, error);
   case EASEL_OP_LEAF:
   case EASEL_OP_VIEW:
   case EASEL_OP_COUNT:
