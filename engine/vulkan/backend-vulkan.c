@@ -6,7 +6,14 @@
  * linear/conv2d/get_rows as fp16 where the device stores 16-bit, everything else fp32), upload the
  * inputs, record every node into one command buffer with barriers where data flows, copy the
  * outputs' storage into a host-visible readback buffer at the end, and submit. read: wait on the
- * fence, invalidate, copy the view out. Activations are fp32. */
+ * fence, invalidate, copy the view out. Activations are fp32.
+ *
+ * fp16 weights lose nothing: a matrix weight is stored as fp16 only when every value of it is
+ * exactly an fp16 value (F16 checkpoints, and F32 files of fp16 models); F32 or BF16 data that is
+ * not (LoRA-merged copies, fp32-trained weights, |w| > 65504, which fp16 would make inf) stays fp32
+ * on the device, at twice the memory. $EASEL_VULKAN_LOSSY_F16=1 rounds such weights to fp16 anyway
+ * (except those that would overflow). */
+#include <math.h>
 #include <string.h>
 
 #include "engine/error.h"
@@ -22,6 +29,29 @@ is_weight (const EaselTensor *t)
   return (t->base->flags & EASEL_TENSOR_WEIGHT) != 0;
 }
 
+/* Whether fp16 storage keeps weight base as it is (lossy: only that nothing overflows). */
+static gboolean
+fits_f16 (const EaselTensor *base, gboolean lossy)
+{
+  gint64 n = easel_tensor_numel (base);
+  gsize es = easel_dtype_size (base->dtype);
+  float buf[1024];
+  if (base->dtype == EASEL_DTYPE_F16)
+    return TRUE;
+  for (gint64 i = 0; i < n; i += G_N_ELEMENTS (buf)) {
+    gint64 k = MIN ((gint64) G_N_ELEMENTS (buf), n - i);
+    easel_dtype_to_f32 (base->dtype, (const guint8 *) base->data + i * es, buf, k);
+    for (gint64 j = 0; j < k; j++) {
+      float back = easel_f16_to_f32 (easel_f32_to_f16 (buf[j]));
+      if (isnan (buf[j]))
+        continue;
+      if (lossy ? isinf (back) && !isinf (buf[j]) : back != buf[j])
+        return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 EaselVkWeightFormat
 easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s)
 {
@@ -29,9 +59,14 @@ easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s)
   gboolean matrix = ((t->op == EASEL_OP_LINEAR || t->op == EASEL_OP_CONV2D) && s == 1)
                     || (t->op == EASEL_OP_GET_ROWS && s == 0);
   if (src == NULL || !is_weight (src) || !matrix || !vb->dev->weights_f16
-      || !easel_dtype_info (src->base->dtype)->is_float)
+      || !easel_dtype_info (src->base->dtype)->is_float || src->base->data == NULL)
     return EASEL_VK_WEIGHT_F32;
-  return EASEL_VK_WEIGHT_F16;
+  gpointer known = g_hash_table_lookup (vb->fits_f16, src->base->data);
+  if (known == NULL) {
+    known = GINT_TO_POINTER (fits_f16 (src->base, vb->lossy_f16) ? 1 : 2);
+    g_hash_table_insert (vb->fits_f16, src->base->data, known);
+  }
+  return GPOINTER_TO_INT (known) == 1 ? EASEL_VK_WEIGHT_F16 : EASEL_VK_WEIGHT_F32;
 }
 
 gboolean
@@ -366,6 +401,8 @@ vk_free (EaselBackend *b)
       g_hash_table_unref (vb->weights[f]);
   if (vb->outputs)
     g_hash_table_unref (vb->outputs);
+  if (vb->fits_f16)
+    g_hash_table_unref (vb->fits_f16);
   easel_vk_device_free (vb->dev);
   g_free (vb);
 }
@@ -380,6 +417,8 @@ easel_backend_new_vulkan (const char *device, GError **error)
   for (int f = 0; f < 2; f++)
     vb->weights[f] = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   vb->outputs = g_hash_table_new (g_direct_hash, g_direct_equal);
+  vb->fits_f16 = g_hash_table_new (g_direct_hash, g_direct_equal);
+  vb->lossy_f16 = g_strcmp0 (g_getenv ("EASEL_VULKAN_LOSSY_F16"), "1") == 0;
   easel_vk_slabs_init (&vb->slabs, SLAB_BYTES);
   vb->dev = easel_vk_device_new (device, error);
   if (vb->dev == NULL
@@ -393,6 +432,14 @@ easel_backend_new_vulkan (const char *device, GError **error)
     return NULL;
   }
   return &vb->parent;
+}
+
+const EaselVulkanDeviceInfo *
+easel_backend_vulkan_device_info (EaselBackend *b)
+{
+  if (b == NULL || strcmp (b->klass->name, "vulkan") != 0)
+    return NULL;
+  return &((EaselVkBackend *) b)->dev->info;
 }
 
 gint

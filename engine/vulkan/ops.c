@@ -69,13 +69,24 @@ is_matrix_f16 (EaselVkBackend *vb, EaselTensor *t, int s)
   return easel_vk_weight_format (vb, t, s) == EASEL_VK_WEIGHT_F16;
 }
 
+/* Bytes per element of source s of node t as bound: weights are uploaded as fp32 unless the op
+ * takes them as fp16 (easel_vk_weight_format), activations keep their dtype. */
+static gsize
+bound_elem_size (EaselVkBackend *vb, const EaselTensor *t, int s)
+{
+  const EaselTensor *x = t->src[s];
+  if (x->base->flags & EASEL_TENSOR_WEIGHT)
+    return easel_vk_weight_format (vb, t, s) == EASEL_VK_WEIGHT_F16 ? 2 : 4;
+  return easel_dtype_size (x->dtype);
+}
+
 static gboolean
 op_copy (EaselVkBackend *vb, EaselTensor *t, GError **error)
 {
   EaselTensor *x = t->src[0];
   EaselVkCopyPush p = { .n = (guint32) easel_tensor_numel (t), .nd = (guint32) x->n_dims };
   Args A;
-  if (easel_dtype_size (x->dtype) != 4)
+  if (bound_elem_size (vb, t, 0) != 4)
     return unsupported (error, t, "copies of 4-byte elements only");
   for (int d = 0; d < x->n_dims; d++) {
     p.shape[d] = (guint32) x->shape[d];
@@ -348,7 +359,7 @@ op_concat (EaselVkBackend *vb, EaselTensor *t, GError **error)
     .inner = (guint32) inner,
   };
   Args A;
-  if (easel_dtype_size (a->dtype) != 4 || easel_dtype_size (b->dtype) != 4)
+  if (bound_elem_size (vb, t, 0) != 4 || bound_elem_size (vb, t, 1) != 4)
     return unsupported (error, t, "concat of 4-byte elements only");
   if (!add_all (vb, &A, t, 2, error))
     return FALSE;
