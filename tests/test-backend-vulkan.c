@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/easel.h"
+#include "engine/vulkan/devices.h"
 #include "engine/dtype.h"
 #include "engine/error.h"
 #include "testutil.h"
@@ -786,6 +788,32 @@ test_binding_ranges (void)
   vk = full;
 }
 
+/* engine backends: "vulkan" takes any usable device; "auto" only a GPU, else the CPU, saying why */
+static void
+test_engine_choice (void)
+{
+  g_autoptr(GError) error = NULL;
+  const EaselVulkanDeviceInfo *info = easel_backend_vulkan_device_info (vk);
+  g_assert_nonnull (info);
+  g_assert_null (easel_backend_vulkan_device_info (cpu));
+  EaselEngineOptions o = { .backend = "vulkan", .n_threads = 1 };
+  g_autoptr(EaselEngine) ev = easel_engine_new (&o, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (easel_engine_describe (ev), "vulkan: "));
+  o.backend = "auto";
+  g_autoptr(EaselEngine) ea = easel_engine_new (&o, &error);
+  g_assert_no_error (error);
+  if (strcmp (info->type, "CPU") == 0) {      /* lavapipe: auto falls back and says so */
+    g_assert_true (g_str_has_prefix (easel_engine_describe (ea), "cpu ("));
+    g_assert_nonnull (strstr (easel_engine_describe (ea), info->name));
+  } else {
+    g_assert_true (g_str_has_prefix (easel_engine_describe (ea), "vulkan: "));
+  }
+  o.backend = "metal";
+  g_assert_null (easel_engine_new (&o, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED);
+}
+
 static void
 test_errors (void)
 {
@@ -847,6 +875,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-vulkan/weights-reused", test_weights_reused);
   g_test_add_func ("/backend-vulkan/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-vulkan/binding-ranges", test_binding_ranges);
+  g_test_add_func ("/backend-vulkan/engine-choice", test_engine_choice);
   g_test_add_func ("/backend-vulkan/errors", test_errors);
   int rc = g_test_run ();
   easel_backend_free (vk);

@@ -246,6 +246,37 @@ ensure_weight (EaselVkBackend *vb, Upload *u, EaselTensor *base, EaselVkWeightFo
   return ok;
 }
 
+/* A weight's identity beyond its data pointer: dtype, size and 8 words sampled across its bytes.
+ * Weights are cached by pointer, and a pointer can come back for other data (a model unloaded and
+ * the next one mapped at the same address, a freed LoRA-merged copy and a new one): such a weight
+ * is uploaded again. (Its old slab space is not reused before the backend is freed.) */
+static guint64
+fingerprint (const EaselTensor *base)
+{
+  gsize n = easel_tensor_nbytes (base);
+  guint64 h = 1469598103934665603ull ^ ((guint64) n << 8) ^ (guint64) base->dtype;
+  for (int i = 0; i < 8 && n > 0; i++) {
+    guint64 word = 0;
+    gsize at = n >= 8 ? (n - 8) / 7 * (gsize) i : 0;
+    memcpy (&word, (const guint8 *) base->data + at, MIN (n, 8));
+    h = (h ^ word) * 1099511628211ull;
+  }
+  return h;
+}
+
+static void
+forget_if_changed (EaselVkBackend *vb, const EaselTensor *base)
+{
+  guint64 fp = fingerprint (base);
+  gpointer old = g_hash_table_lookup (vb->fingerprints, base->data);
+  if (old && *(guint64 *) old == fp)
+    return;
+  for (int f = 0; f < 2; f++)
+    g_hash_table_remove (vb->weights[f], base->data);
+  g_hash_table_remove (vb->fits_f16, base->data);
+  g_hash_table_insert (vb->fingerprints, base->data, g_memdup2 (&fp, sizeof fp));
+}
+
 /* --- compute / read ----------------------------------------------------------------------------- */
 
 static gboolean
@@ -285,6 +316,9 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
         g_array_append_val (copies, c);
       readback += (c.size + 63) / 64 * 64;
     }
+    for (int s = 0; s < EASEL_MAX_SRC; s++)
+      if (t->src[s] && is_weight (t->src[s]) && t->src[s]->base->data)
+        forget_if_changed (vb, t->src[s]->base);
     for (int s = 0; s < EASEL_MAX_SRC; s++)
       if (t->src[s] && is_weight (t->src[s])
           && !ensure_weight (vb, &u, t->src[s]->base, easel_vk_weight_format (vb, t, s), error))
@@ -403,6 +437,8 @@ vk_free (EaselBackend *b)
     g_hash_table_unref (vb->outputs);
   if (vb->fits_f16)
     g_hash_table_unref (vb->fits_f16);
+  if (vb->fingerprints)
+    g_hash_table_unref (vb->fingerprints);
   easel_vk_device_free (vb->dev);
   g_free (vb);
 }
@@ -418,6 +454,7 @@ easel_backend_new_vulkan (const char *device, GError **error)
     vb->weights[f] = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   vb->outputs = g_hash_table_new (g_direct_hash, g_direct_equal);
   vb->fits_f16 = g_hash_table_new (g_direct_hash, g_direct_equal);
+  vb->fingerprints = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   vb->lossy_f16 = g_strcmp0 (g_getenv ("EASEL_VULKAN_LOSSY_F16"), "1") == 0;
   easel_vk_slabs_init (&vb->slabs, SLAB_BYTES);
   vb->dev = easel_vk_device_new (device, error);

@@ -208,6 +208,7 @@ typedef struct {
   GHashTable *weights[2];                /* per EaselVkWeightFormat: const void *data -> EaselVkWeight * */
   GHashTable *outputs;                   /* EaselTensor *base -> offset in readback + 1 */
   GHashTable *fits_f16;                  /* const void *data -> 1: stored as fp16 keeps it, 2: it does not */
+  GHashTable *fingerprints;              /* const void *data -> guint64 *: what the caches above hold for it */
   gboolean lossy_f16;                    /* $EASEL_VULKAN_LOSSY_F16: round fp32 weights to fp16 anyway */
 } EaselVkBackend;
 
