@@ -5,12 +5,14 @@
 #include "engine-private.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include <glib/gstdio.h>
 
 #include "json.h"
 #include "lora.h"
 #include "vocab.h"
+#include "vulkan/devices.h"
 
 struct _EaselEngine {
   EaselBackend *backend;
@@ -32,18 +34,48 @@ struct _EaselModel {
   GHashTable *loras;           /* path -> EaselLora*: LoRA files opened by earlier jobs */
 };
 
+/* "vulkan": the device options name (any usable one, a CPU implementation such as lavapipe
+ * included), an error when there is none. "auto": the same, but only a GPU will do; otherwise the
+ * CPU backend, with the reason said once (g_message) and kept in the description. "cpu". */
 EaselEngine *
 easel_engine_new (const EaselEngineOptions *options, GError **error)
 {
   const char *want = options && options->backend ? options->backend : "auto";
+  const char *device = options ? options->device : NULL;
+  int n_threads = options ? options->n_threads : 0;
+  gboolean is_auto = strcmp (want, "auto") == 0;
+  g_autofree char *why = NULL;
+  EaselBackend *be = NULL;
 
-  if (g_strcmp0 (want, "cpu") != 0 && g_strcmp0 (want, "auto") != 0) {
-    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "backend '%s' is not available (cpu, auto)", want);
+  if (strcmp (want, "cpu") != 0 && !is_auto && strcmp (want, "vulkan") != 0) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "backend '%s' is not available (auto, cpu, vulkan)", want);
     return NULL;
   }
+  if (strcmp (want, "cpu") != 0) {
+    g_autoptr(GError) local = NULL;
+    be = easel_backend_new_vulkan (device, &local);
+    const EaselVulkanDeviceInfo *info = be ? easel_backend_vulkan_device_info (be) : NULL;
+    if (be == NULL && !is_auto) {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+    if (be == NULL)
+      why = g_strdup (local->message);
+    else if (is_auto && info && strcmp (info->type, "CPU") == 0) {
+      why = g_strdup_printf ("vulkan: the only usable device, %s, is a CPU implementation", info->name);
+      g_clear_pointer (&be, easel_backend_free);
+    }
+  }
   EaselEngine *e = g_new0 (EaselEngine, 1);
-  e->backend = easel_backend_new_cpu (options ? options->n_threads : 0);
-  e->description = g_strdup (g_strcmp0 (want, "auto") == 0 ? "cpu (no Vulkan backend in this build)" : "cpu");
+  if (be != NULL) {
+    e->backend = be;
+    e->description = g_strdup_printf ("vulkan: %s", easel_backend_vulkan_device_info (be)->name);
+  } else {
+    e->backend = easel_backend_new_cpu (n_threads);
+    e->description = why ? g_strdup_printf ("cpu (%s)", why) : g_strdup ("cpu");
+    if (why)
+      g_message ("Easel runs on the CPU: %s", why);
+  }
   return e;
 }
 

@@ -1,5 +1,5 @@
 /* shaders/unary.comp: elementwise ops, one variant per -DOP_*: SiLU, GELU (erf), GELU (tanh),
- * quick-GELU and scale (x · s). fp32 math. */
+ * quick-GELU, ReLU and scale (x · s). fp32 math. */
 #version 450
 #include "common.glsl"
 
@@ -26,6 +26,8 @@ main ()
   const float r = 0.5 * v * (1.0 + tanh_stable (0.7978845608028654 * (v + 0.044715 * v * v * v)));
 #elif defined(OP_QUICK_GELU)
   const float r = v / (1.0 + exp (-1.702 * v));
+#elif defined(OP_RELU)
+  const float r = v > 0.0 ? v : 0.0;    /* NaN -> 0, as the CPU's x > 0 ? x : 0 */
 #elif defined(OP_SCALE)
   const float r = v * p.s;
 #else

@@ -7,9 +7,10 @@
  *  - 1e-10 where both backends see the same numbers (fp32 activations, F16 weights that both use
  *    exactly): only the order of fp32 sums and the last ulp of exp/erf differ (~1e-7 relative,
  *    NMSE ~1e-13); an indexing bug gives NMSE ~1.
- *  - 5e-7 where Vulkan rounds F32 weights to fp16 (matrix weights on a device with 16-bit storage):
- *    each weight moves by up to 2^-11 relative, uniformly, so a product's relative variance is about
- *    (2^-11)² / 3 ≈ 8e-8; 5e-7 leaves a factor 6.
+ *    F32 matrix weights that are not exactly fp16 values stay fp32 on the device, so they are exact too.
+ *  - 5e-7 where Vulkan rounds F32 weights to fp16 ($EASEL_VULKAN_LOSSY_F16=1 on a device with 16-bit
+ *    storage): each weight moves by up to 2^-11 relative, uniformly, so a product's relative variance
+ *    is about (2^-11)² / 3 ≈ 8e-8; 5e-7 leaves a factor 6.
  *  - 0 for copies (contiguous, concat, upsample, get_rows of F16): bits move unchanged.
  *  - 1e-7 for the timestep embedding: t · exp (-ln 1e4 · i / half) in fp32, t up to 1000, so one ulp
  *    of exp (CPU libm vs GPU) moves the argument by ~6e-5 and cos/sin by as much: NMSE ≲ 4e-9.
@@ -21,6 +22,8 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/easel.h"
+#include "engine/vulkan/devices.h"
 #include "engine/dtype.h"
 #include "engine/error.h"
 #include "testutil.h"
@@ -75,14 +78,15 @@ run (EaselBackend *be, BuildFunc build, gconstpointer data, gint64 *n_out)
   return out;
 }
 
-/* the graph on Vulkan against the CPU: NMSE <= max_nmse; prints the worst element when not */
-static void
+/* the graph on Vulkan against the CPU: NMSE <= max_nmse (a non-finite value on Vulkan fails);
+ * prints the worst element when not. Returns max |CPU value|. */
+static double
 compare (const char *label, BuildFunc build, gconstpointer data, double max_nmse)
 {
   gint64 n_want = 0, n_got = 0;
   g_autofree float *want = run (cpu, build, data, &n_want);
   g_autofree float *got = run (vk, build, data, &n_got);
-  double err = 0, ref = 0, worst = -1;
+  double err = 0, ref = 0, worst = -1, big = 0;
   gint64 worst_i = 0;
   g_assert_cmpint (n_want, ==, n_got);
   for (gint64 i = 0; i < n_want; i++) {
@@ -91,6 +95,7 @@ compare (const char *label, BuildFunc build, gconstpointer data, double max_nmse
       d = INFINITY;
     err += d * d;
     ref += (double) want[i] * want[i];
+    big = fmax (big, fabs (want[i]));
     if (fabs (d) > worst) {
       worst = fabs (d);
       worst_i = i;
@@ -102,6 +107,7 @@ compare (const char *label, BuildFunc build, gconstpointer data, double max_nmse
     g_error ("%s: NMSE %.3g > %.3g; worst [%" G_GINT64_FORMAT "] got %.8g want %.8g", label, nmse, max_nmse, worst_i,
              got[worst_i], want[worst_i]);
   check_validation ();
+  return big;
 }
 
 #define NMSE_SAME 1e-10
@@ -138,6 +144,17 @@ build_permute (EaselGraph *g, gconstpointer data)
   return easel_op_contiguous (g, easel_op_slice (g, p, 1, 1, p->shape[1] - 2));
 }
 
+/* a transposed F16 weight made dense (OpenCLIP's text_projection): weights outside the matrix ops
+ * are bound as fp32, so the copy is of 4-byte elements */
+static EaselTensor *
+build_weight_transpose (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  const int perm[2] = { 1, 0 };
+  EaselTensor *w = easel_graph_weight (g, "proj", EASEL_DTYPE_F16, 2, c->wshape, c->w);
+  return easel_op_add (g, easel_op_contiguous (g, easel_op_permute (g, w, perm)), input (g, c));
+}
+
 static void
 test_contiguous (void)
 {
@@ -145,6 +162,10 @@ test_contiguous (void)
   g_autofree float *x = random_floats (r, 3 * 5 * 7 * 4, 1);
   Case c = { 4, { 3, 5, 7, 4 }, x, { 2, 0, 3, 1 } };
   compare ("contiguous (permute + slice)", build_permute, &c, 0);
+  g_autofree float *w = random_floats (r, 6 * 5, 1);
+  g_autofree guint16 *wh = to_f16 (w, 6 * 5);
+  Case t = { 2, { 5, 6 }, x, .wdtype = EASEL_DTYPE_F16, .w = wh, .wshape = { 6, 5 } };
+  compare ("contiguous of a transposed F16 weight", build_weight_transpose, &t, NMSE_SAME);
 }
 
 /* --- linear -------------------------------------------------------------------------------------- */
@@ -180,7 +201,7 @@ test_linear (void)
   c.wdtype = EASEL_DTYPE_F32;
   c.w = w;
   c.b = b;
-  compare ("linear, F32 weights", build_linear, &c, NMSE_FP16_WEIGHTS);
+  compare ("linear, F32 weights (kept fp32)", build_linear, &c, NMSE_SAME);
   c.wdtype = EASEL_DTYPE_F16;
   c.w = wh;
   c.i0 = 13;
@@ -201,7 +222,7 @@ build_conv (EaselGraph *g, gconstpointer data)
   EaselTensor *w = easel_graph_weight (g, "conv.weight", c->wdtype, 4, c->wshape, c->w);
   const gint64 bs[1] = { c->wshape[0] };
   EaselTensor *b = c->b ? easel_graph_weight (g, "conv.bias", EASEL_DTYPE_F32, 1, bs, c->b) : NULL;
-  return easel_op_conv2d (g, input (g, c), w, b, c->i0, c->i1);
+  return easel_op_conv2d_ext (g, input (g, c), w, b, c->i0, c->i1, c->axes[0], c->axes[1]);
 }
 
 static void
@@ -223,7 +244,7 @@ test_conv2d (void)
   c.wdtype = EASEL_DTYPE_F32;
   c.w = w;
   c.i0 = c.i1 = 1;
-  compare ("conv2d 3x3, F32 weights", build_conv, &c, NMSE_FP16_WEIGHTS);
+  compare ("conv2d 3x3, F32 weights (kept fp32)", build_conv, &c, NMSE_SAME);
   Case c1 = { 4, { B, CI, H, W }, x, .i0 = 1, .i1 = 0, .wdtype = EASEL_DTYPE_F16, .w = w1h, .b = b,
               .wshape = { CO, CI, 1, 1 } };
   compare ("conv2d 1x1", build_conv, &c1, NMSE_SAME);
@@ -234,6 +255,22 @@ test_conv2d (void)
   Case c2 = { 4, { 1, CI2, H2, W2 }, x2, .i0 = 1, .i1 = 1, .wdtype = EASEL_DTYPE_F16, .w = w2h,
               .wshape = { CO2, CI2, 3, 3 } };
   compare ("conv2d 3 -> 70 channels, 19 x 23", build_conv, &c2, NMSE_SAME);
+  /* extra zeros at the bottom and right (the VAE downsampler: F.pad (0, 1, 0, 1), stride 2, pad 0):
+   * the output size comes from the graph, reads past x are zeros */
+  Case d = c;
+  d.i0 = 2;
+  d.i1 = 0;
+  d.axes[0] = d.axes[1] = 1;
+  d.wdtype = EASEL_DTYPE_F16;
+  d.w = wh;
+  compare ("conv2d_ext stride 2, pad (0, 1, 0, 1), 13 x 11", build_conv, &d, NMSE_SAME);
+  d.shape[2] = 12;
+  compare ("conv2d_ext stride 2, pad (0, 1, 0, 1), 12 x 11", build_conv, &d, NMSE_SAME);
+  d.i0 = 1;
+  d.i1 = 1;
+  d.axes[0] = 2;
+  d.axes[1] = 0;
+  compare ("conv2d_ext stride 1, pad 1, 2 extra rows", build_conv, &d, NMSE_SAME);
 }
 
 /* --- norms ----------------------------------------------------------------------------------- */
@@ -246,6 +283,44 @@ build_group_norm (EaselGraph *g, gconstpointer data)
   EaselTensor *gamma = c->w ? easel_graph_weight (g, "norm.weight", EASEL_DTYPE_F32, 1, cs, c->w) : NULL;
   EaselTensor *beta = c->b ? easel_graph_weight (g, "norm.bias", EASEL_DTYPE_F32, 1, cs, c->b) : NULL;
   return easel_op_group_norm (g, input (g, c), gamma, beta, c->i0, c->f0, c->i1);
+}
+
+static EaselTensor *
+build_group_stats (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  return easel_op_group_stats (g, input (g, c), c->i0);
+}
+
+/* group_norm_apply with statistics (B, G, 2) [mean, rstd] given as an input (c->w2) */
+static EaselTensor *
+build_group_norm_apply (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  const gint64 cs[1] = { c->shape[1] }, ss[3] = { c->shape[0], c->i0, 2 };
+  EaselTensor *gamma = c->w ? easel_graph_weight (g, "norm.weight", EASEL_DTYPE_F32, 1, cs, c->w) : NULL;
+  EaselTensor *beta = c->b ? easel_graph_weight (g, "norm.bias", EASEL_DTYPE_F32, 1, cs, c->b) : NULL;
+  EaselTensor *stats = easel_graph_input (g, "stats", EASEL_DTYPE_F32, 3, ss, c->w2);
+  return easel_op_group_norm_apply (g, input (g, c), gamma, beta, stats, c->i0, c->i1);
+}
+
+/* [mean, rstd] of each group of x (B, C, HW), in double */
+static float *
+host_group_stats (const float *x, gint64 B, gint64 C, gint64 HW, int G, double eps)
+{
+  gint64 len = C / G * HW;
+  float *st = g_new (float, B * G * 2);
+  for (gint64 t = 0; t < B * G; t++) {
+    double s = 0, v = 0;
+    for (gint64 i = 0; i < len; i++)
+      s += x[t * len + i];
+    s /= (double) len;
+    for (gint64 i = 0; i < len; i++)
+      v += (x[t * len + i] - s) * (x[t * len + i] - s);
+    st[2 * t] = (float) s;
+    st[2 * t + 1] = (float) (1.0 / sqrt (v / (double) len + eps));
+  }
+  return st;
 }
 
 static EaselTensor *
@@ -276,6 +351,20 @@ test_norms (void)
   g_autofree float *xl = random_floats (r, 1 * 8 * 40 * 41, 1);
   Case cl = { 4, { 1, 8, 40, 41 }, xl, .i0 = 2, .f0 = 1e-6f };
   compare ("group_norm, 13120 values per group", build_group_norm, &cl, NMSE_SAME);
+
+  /* the two halves (the VAE's exact tiling): statistics, then normalization with given ones */
+  Case hs = { 4, { 2, 12, 7, 9 }, x, .i0 = 4 };
+  compare ("group_stats 4 groups", build_group_stats, &hs, NMSE_SAME);
+  hs.i0 = 3;
+  compare ("group_stats 3 groups", build_group_stats, &hs, NMSE_SAME);
+  compare ("group_stats, 13120 values per group", build_group_stats, &cl, NMSE_SAME);
+  g_autofree float *st = host_group_stats (x, 2, 12, 63, 4, 1e-5);
+  Case ha = { 4, { 2, 12, 7, 9 }, x, .i0 = 4, .i1 = FALSE, .w = gm, .b = bt, .w2 = st };
+  compare ("group_norm_apply", build_group_norm_apply, &ha, NMSE_SAME);
+  ha.i1 = TRUE;
+  compare ("group_norm_apply + SiLU", build_group_norm_apply, &ha, NMSE_SAME);
+  ha.w = ha.b = NULL;
+  compare ("group_norm_apply, no affine", build_group_norm_apply, &ha, NMSE_SAME);
 
   g_autofree float *y = random_floats (r, 3 * 5 * 77, 1), *lg = random_floats (r, 77, 1), *lb = random_floats (r, 77, 1);
   g_autofree guint16 *lgh = to_f16 (lg, 77), *lbh = to_f16 (lb, 77);
@@ -313,8 +402,8 @@ test_unary (void)
   x[0] = -90.0f;    /* exp overflow territory */
   x[1] = 90.0f;
   Case c = { 2, { 3, 1001 }, x };
-  const char *names[] = { "silu", "gelu (erf)", "gelu (tanh)", "quick_gelu" };
-  for (int k = EASEL_UNARY_SILU; k <= EASEL_UNARY_QUICK_GELU; k++) {
+  const char *names[] = { "silu", "gelu (erf)", "gelu (tanh)", "quick_gelu", "relu" };
+  for (int k = EASEL_UNARY_SILU; k <= EASEL_UNARY_RELU; k++) {
     c.i0 = k;
     compare (names[k], build_unary, &c, NMSE_SAME);
   }
@@ -410,6 +499,13 @@ build_upsample (EaselGraph *g, gconstpointer data)
 }
 
 static EaselTensor *
+build_avg_pool (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  return easel_op_avg_pool2d (g, input (g, c), c->i0);
+}
+
+static EaselTensor *
 build_concat (EaselGraph *g, gconstpointer data)
 {
   const Case *c = data;
@@ -439,6 +535,12 @@ test_resample_concat_embedding (void)
   c.i0 = 3;
   c.i1 = 4;
   compare ("resize nearest 5x7 -> 3x4", build_upsample, &c, 0);
+  Case pool = { 4, { 2, 3, 5, 7 }, x, .i0 = 2 };
+  compare ("avg_pool2d 2 (edge windows cut)", build_avg_pool, &pool, NMSE_SAME);
+  pool.i0 = 8;
+  compare ("avg_pool2d 8 (one window, larger than x)", build_avg_pool, &pool, NMSE_SAME);
+  pool.i0 = 1;
+  compare ("avg_pool2d 1", build_avg_pool, &pool, 0);
   for (int axis = 0; axis < 4; axis++) {
     Case k = { 4, { 2, 3, 5, 7 }, x, .i0 = axis, .i1 = 1 };
     g_autofree char *label = g_strdup_printf ("concat on axis %d", axis);
@@ -479,7 +581,90 @@ test_get_rows (void)
   compare ("get_rows, F16 table", build_get_rows, &c, 0);
   c.dtype = EASEL_DTYPE_F32;
   c.table = t;
-  compare ("get_rows, F32 table", build_get_rows, &c, NMSE_FP16_WEIGHTS);
+  compare ("get_rows, F32 table (kept fp32)", build_get_rows, &c, NMSE_SAME);
+}
+
+/* --- fp16 safety ---------------------------------------------------------------------------------- */
+
+/* F32 weights: fp16-exact ones and rounded ones (lossy mode) give the fp16 results; a weight beyond
+ * fp16's range stays fp32 even in lossy mode, so nothing becomes inf. */
+static void
+test_weight_formats (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (23);
+  g_autoptr(GError) error = NULL;
+  enum { M = 9, K = 70, N = 11 };
+  g_autofree float *x = random_floats (r, M * K, 1), *w = random_floats (r, N * K, 0.2);
+  g_autofree float *wx = g_new (float, N * K), *wbig = g_memdup2 (w, N * K * sizeof (float));
+  for (int i = 0; i < N * K; i++)
+    wx[i] = easel_f16_to_f32 (easel_f32_to_f16 (w[i]));     /* an fp32 file of an fp16 model */
+  wbig[5] = 1.0e5f;                                            /* past fp16's 65504 */
+  wbig[77] = -3.0e6f;
+  Case c = { 2, { M, K }, x, .wdtype = EASEL_DTYPE_F32, .w = wx, .wshape = { N, K } };
+  compare ("linear, F32 weights that are fp16 values", build_linear, &c, NMSE_SAME);
+
+  g_setenv ("EASEL_VULKAN_LOSSY_F16", "1", TRUE);
+  EaselBackend *exact = vk;
+  vk = easel_backend_new_vulkan (NULL, &error);
+  g_unsetenv ("EASEL_VULKAN_LOSSY_F16");
+  g_assert_no_error (error);
+  c.w = w;
+  compare ("linear, F32 weights rounded to fp16 (lossy)", build_linear, &c, NMSE_FP16_WEIGHTS);
+  c.w = wbig;
+  double big = compare ("linear, F32 weights past fp16's range (lossy: kept fp32)", build_linear, &c, NMSE_SAME);
+  g_assert_cmpfloat (big, >, 65504.0);
+  check_validation ();
+  easel_backend_free (vk);
+  vk = exact;
+}
+
+/* VAE-style ops on activations far past fp16's range (SDXL's VAE decoder reaches ~1e5; fp16 tops out
+ * at 65504): group norm statistics of values with mean 3e4, a conv and a residual on them, attention
+ * with such queries and values, and the tiled group norm halves. Vulkan keeps activations and sums
+ * in fp32 (shaders/common.glsl): every result is finite and equals the CPU's. */
+static EaselTensor *
+build_big (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  EaselTensor *x = input (g, c);
+  const gint64 C = c->shape[1], HW = c->shape[2] * c->shape[3];
+  if (c->i0 == 0)
+    return easel_op_group_norm (g, x, NULL, NULL, 2, 1e-6f, TRUE);
+  if (c->i0 == 3) {
+    EaselTensor *st = easel_op_group_stats (g, x, 2);
+    return st;
+  }
+  EaselTensor *w = easel_graph_weight (g, "conv.weight", EASEL_DTYPE_F16, 4, c->wshape, c->w);
+  EaselTensor *h = easel_op_add (g, easel_op_conv2d (g, x, w, NULL, 1, 1), x);   /* ~1e5 .. 1e6 */
+  if (c->i0 == 1)
+    return h;
+  const int perm[4] = { 0, 2, 3, 1 };
+  const gint64 ts[3] = { 1, HW, C };
+  EaselTensor *tok = easel_op_reshape (g, easel_op_contiguous (g, easel_op_permute (g, h, perm)), 3, ts);
+  /* q and v ~1e5; k small, so that the scores (~10) are well conditioned and the softmax is not
+   * one-hot: any overflow in q·k or P·V would show */
+  return easel_op_attention (g, tok, easel_op_scale (g, tok, 1e-6f), tok, 1, 1.0f / sqrtf ((float) C), FALSE);
+}
+
+static void
+test_fp16_overflow (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (29);
+  enum { C = 8, H = 6, W = 7 };
+  g_autofree float *x = g_new (float, C * H * W), *w = random_floats (r, C * C * 9, 0.3);
+  g_autofree guint16 *wh = to_f16 (w, C * C * 9);
+  for (int i = 0; i < C * H * W; i++)
+    x[i] = (float) (3e4 + g_rand_double_range (r, -2e4, 2e4));
+  x[10] = 2.5e5f;
+  x[200] = -1.5e5f;
+  Case c = { 4, { 1, C, H, W }, x, .i0 = 0, .wdtype = EASEL_DTYPE_F16, .w = wh, .wshape = { C, C, 3, 3 } };
+  compare ("group_norm + SiLU of values ~3e4 +- 2e4", build_big, &c, NMSE_SAME);
+  c.i0 = 3;
+  g_assert_cmpfloat (compare ("group_stats of values ~3e4 +- 2e4", build_big, &c, NMSE_SAME), >, 65504.0);
+  c.i0 = 1;
+  g_assert_cmpfloat (compare ("conv2d + residual, outputs past 65504", build_big, &c, NMSE_SAME), >, 65504.0);
+  c.i0 = 2;
+  g_assert_cmpfloat (compare ("attention on queries and values past 65504", build_big, &c, NMSE_SAME), >, 65504.0);
 }
 
 /* --- the CPU backend's graph tests, on Vulkan ------------------------------------------------- */
@@ -603,6 +788,32 @@ test_binding_ranges (void)
   vk = full;
 }
 
+/* engine backends: "vulkan" takes any usable device; "auto" only a GPU, else the CPU, saying why */
+static void
+test_engine_choice (void)
+{
+  g_autoptr(GError) error = NULL;
+  const EaselVulkanDeviceInfo *info = easel_backend_vulkan_device_info (vk);
+  g_assert_nonnull (info);
+  g_assert_null (easel_backend_vulkan_device_info (cpu));
+  EaselEngineOptions o = { .backend = "vulkan", .n_threads = 1 };
+  g_autoptr(EaselEngine) ev = easel_engine_new (&o, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (easel_engine_describe (ev), "vulkan: "));
+  o.backend = "auto";
+  g_autoptr(EaselEngine) ea = easel_engine_new (&o, &error);
+  g_assert_no_error (error);
+  if (strcmp (info->type, "CPU") == 0) {      /* lavapipe: auto falls back and says so */
+    g_assert_true (g_str_has_prefix (easel_engine_describe (ea), "cpu ("));
+    g_assert_nonnull (strstr (easel_engine_describe (ea), info->name));
+  } else {
+    g_assert_true (g_str_has_prefix (easel_engine_describe (ea), "vulkan: "));
+  }
+  o.backend = "metal";
+  g_assert_null (easel_engine_new (&o, &error));
+  g_assert_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED);
+}
+
 static void
 test_errors (void)
 {
@@ -658,10 +869,13 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-vulkan/attention", test_attention);
   g_test_add_func ("/backend-vulkan/resample-concat-embedding", test_resample_concat_embedding);
   g_test_add_func ("/backend-vulkan/get-rows", test_get_rows);
+  g_test_add_func ("/backend-vulkan/weight-formats", test_weight_formats);
+  g_test_add_func ("/backend-vulkan/fp16-overflow", test_fp16_overflow);
   g_test_add_func ("/backend-vulkan/read-view", test_read_view);
   g_test_add_func ("/backend-vulkan/weights-reused", test_weights_reused);
   g_test_add_func ("/backend-vulkan/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-vulkan/binding-ranges", test_binding_ranges);
+  g_test_add_func ("/backend-vulkan/engine-choice", test_engine_choice);
   g_test_add_func ("/backend-vulkan/errors", test_errors);
   int rc = g_test_run ();
   easel_backend_free (vk);

@@ -77,8 +77,8 @@ run_form (EaselGolden *g, EaselGoldenCase *c, const char *case_name, EaselUnet *
   easel_graph_mark_output (gr, y1);
   easel_graph_mark_output (gr, y05);
   easel_graph_mark_output (gr, y0);
-  backend = easel_backend_new_cpu (0);
-  if (!easel_backend_compute (backend, gr, error))
+  backend = easel_golden_new_backend (g, error);
+  if (backend == NULL || !easel_backend_compute (backend, gr, error))
     return FALSE;
 
   easel_golden_tolerance (c->spec, 1e-4, 0.0, &atol, &rtol);

@@ -62,8 +62,8 @@ run_encoder (EaselGolden *g, EaselGoldenCase *c, double atol, double rtol, GErro
                           "zeros_input/penultimate_hidden_state" };
   for (guint i = 0; i < G_N_ELEMENTS (outs); i++)
     easel_graph_mark_output (gr, outs[i]);
-  backend = easel_backend_new_cpu (0);
-  if (!easel_backend_compute (backend, gr, error))
+  backend = easel_golden_new_backend (g, error);
+  if (backend == NULL || !easel_backend_compute (backend, gr, error))
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (outs) && (error == NULL || *error == NULL); i++) {
     g_autofree char *name = g_strconcat ("image_encoder/", names[i], NULL);
@@ -124,8 +124,8 @@ run_unet (EaselGolden *g, EaselGoldenCase *c, const char *case_name, double atol
   const char *names[] = { "ip_tokens", "unet_output_scale_1.0", "unet_output_scale_0.6", "unet_output_no_ip_adapter" };
   for (guint i = 0; i < G_N_ELEMENTS (outs); i++)
     easel_graph_mark_output (gr, outs[i]);
-  backend = easel_backend_new_cpu (0);
-  if (!easel_backend_compute (backend, gr, error))
+  backend = easel_golden_new_backend (g, error);
+  if (backend == NULL || !easel_backend_compute (backend, gr, error))
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (outs) && (error == NULL || *error == NULL); i++) {
     g_autofree char *name = g_strconcat (case_name, "/", names[i], NULL);

@@ -142,12 +142,12 @@ run_form (Run *r, const char *form, const char *path, const char *folder, GError
   g_autoptr(EaselClip) te = NULL;
   g_autoptr(EaselLora) lora = NULL;
   g_autoptr(EaselLoraStack) stack = NULL;
-  g_autoptr(EaselBackend) backend = easel_backend_new_cpu (0);
+  g_autoptr(EaselBackend) backend = NULL;
   g_autoptr(GPtrArray) unmatched = NULL;
   g_autofree char *te_prefix = NULL;
   gboolean ok = TRUE;
 
-  if (ck == NULL)
+  if (ck == NULL || (backend = easel_golden_new_backend (r->g, error)) == NULL)
     return FALSE;
   if (folder) {
     g_autofree char *uh = g_build_filename (folder, "unet", "config.json", NULL);

@@ -62,8 +62,8 @@ run (EaselGolden *g, EaselGoldenCase *c, GError **error)
     easel_graph_mark_output (gr, f1[i]);
   easel_graph_mark_output (gr, y1);
   easel_graph_mark_output (gr, y05);
-  backend = easel_backend_new_cpu (0);
-  if (!easel_backend_compute (backend, gr, error))
+  backend = easel_golden_new_backend (g, error);
+  if (backend == NULL || !easel_backend_compute (backend, gr, error))
     return FALSE;
 
   easel_golden_tolerance (c->spec, 1e-4, 0.0, &atol, &rtol);

@@ -240,16 +240,18 @@ run (EaselGolden *g, EaselGoldenCase *c, GError **error)
   g_autofree char *manifest_rel = g_build_filename ("refs", ref, "manifest.json", NULL);
   const EaselJson *manifest = easel_golden_manifest (g, manifest_rel);
   g_autoptr (GPtrArray) models = NULL;
-  g_autoptr (EaselBackend) backend = easel_backend_new_cpu (0);
+  g_autoptr (EaselBackend) backend = NULL;
   gboolean sdxl_cond = strcmp (case_name, "prompt_embeds") == 0;
   gboolean ok = TRUE;
   guint n_forms = 0;
-  Run r = { g, c, NULL, 0, 0, backend };
 
   if (manifest == NULL) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "no %s", manifest_rel);
     return FALSE;
   }
+  if ((backend = easel_golden_new_backend (g, error)) == NULL)
+    return FALSE;
+  Run r = { g, c, NULL, 0, 0, backend };
   g_autofree char *refs_file = g_build_filename (c->dir, easel_json_get_string (manifest, "file", ""), NULL);
   r.refs_file = refs_file;
   easel_golden_tolerance (c->spec, 1e-4, 0, &r.atol, &r.rtol);

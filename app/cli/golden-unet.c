@@ -122,8 +122,8 @@ run_form (EaselGolden *g, const Case *k, const char *form, const char *path, con
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "%s: %s", form, easel_graph_error (gr)->message);
     return FALSE;
   }
-  backend = easel_backend_new_cpu (0);
-  if (!easel_backend_compute (backend, gr, error))
+  backend = easel_golden_new_backend (g, error);
+  if (backend == NULL || !easel_backend_compute (backend, gr, error))
     return FALSE;
 
   easel_golden_tolerance (k->spec, 1e-4, 0.0, &atol, &rtol);

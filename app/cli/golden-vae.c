@@ -188,7 +188,8 @@ run (EaselGolden *g, EaselGoldenCase *c, GError **error)
   Ctx x = { g, refs, c->spec, 0, 0 };
   easel_golden_tolerance (c->spec, 3e-4, 0.0, &x.atol, &x.rtol);
   models = easel_golden_models (g, manifest);
-  be = easel_backend_new_cpu (0);
+  if ((be = easel_golden_new_backend (g, error)) == NULL)
+    return FALSE;
 
   for (guint i = 0; ok && i < models->len; i++) {
     const EaselGoldenModel *m = models->pdata[i];

@@ -8,6 +8,7 @@
 
 #include <glib.h>
 
+#include "engine/backend.h"
 #include "engine/json.h"
 #include "engine/safetensors.h"
 
@@ -36,6 +37,12 @@ typedef struct {
 
 const char *easel_golden_dir (EaselGolden *g);          /* the DIR argument */
 const char *easel_golden_backend (EaselGolden *g);      /* "cpu" or "vulkan" */
+/* A new backend of the kind --backend names, for one case (or one model form): every network kind
+ * makes its backends here, never easel_backend_new_cpu, so that --backend vulkan runs them all.
+ * Backends keep converted or uploaded weights by data pointer, and a case's files are unmapped
+ * after it, hence one per case. NULL with an error when that backend cannot be made (no device).
+ * transfer full. */
+EaselBackend *easel_golden_new_backend (EaselGolden *g, GError **error);
 const char *easel_golden_vocab (EaselGolden *g);        /* --vocab / EASEL_VOCAB, or NULL */
 gboolean    easel_golden_verbose (EaselGolden *g);
 

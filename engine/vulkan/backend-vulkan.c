@@ -6,7 +6,14 @@
  * linear/conv2d/get_rows as fp16 where the device stores 16-bit, everything else fp32), upload the
  * inputs, record every node into one command buffer with barriers where data flows, copy the
  * outputs' storage into a host-visible readback buffer at the end, and submit. read: wait on the
- * fence, invalidate, copy the view out. Activations are fp32. */
+ * fence, invalidate, copy the view out. Activations are fp32.
+ *
+ * fp16 weights lose nothing: a matrix weight is stored as fp16 only when every value of it is
+ * exactly an fp16 value (F16 checkpoints, and F32 files of fp16 models); F32 or BF16 data that is
+ * not (LoRA-merged copies, fp32-trained weights, |w| > 65504, which fp16 would make inf) stays fp32
+ * on the device, at twice the memory. $EASEL_VULKAN_LOSSY_F16=1 rounds such weights to fp16 anyway
+ * (except those that would overflow). */
+#include <math.h>
 #include <string.h>
 
 #include "engine/error.h"
@@ -22,6 +29,29 @@ is_weight (const EaselTensor *t)
   return (t->base->flags & EASEL_TENSOR_WEIGHT) != 0;
 }
 
+/* Whether fp16 storage keeps weight base as it is (lossy: only that nothing overflows). */
+static gboolean
+fits_f16 (const EaselTensor *base, gboolean lossy)
+{
+  gint64 n = easel_tensor_numel (base);
+  gsize es = easel_dtype_size (base->dtype);
+  float buf[1024];
+  if (base->dtype == EASEL_DTYPE_F16)
+    return TRUE;
+  for (gint64 i = 0; i < n; i += G_N_ELEMENTS (buf)) {
+    gint64 k = MIN ((gint64) G_N_ELEMENTS (buf), n - i);
+    easel_dtype_to_f32 (base->dtype, (const guint8 *) base->data + i * es, buf, k);
+    for (gint64 j = 0; j < k; j++) {
+      float back = easel_f16_to_f32 (easel_f32_to_f16 (buf[j]));
+      if (isnan (buf[j]))
+        continue;
+      if (lossy ? isinf (back) && !isinf (buf[j]) : back != buf[j])
+        return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 EaselVkWeightFormat
 easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s)
 {
@@ -29,9 +59,14 @@ easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s)
   gboolean matrix = ((t->op == EASEL_OP_LINEAR || t->op == EASEL_OP_CONV2D) && s == 1)
                     || (t->op == EASEL_OP_GET_ROWS && s == 0);
   if (src == NULL || !is_weight (src) || !matrix || !vb->dev->weights_f16
-      || !easel_dtype_info (src->base->dtype)->is_float)
+      || !easel_dtype_info (src->base->dtype)->is_float || src->base->data == NULL)
     return EASEL_VK_WEIGHT_F32;
-  return EASEL_VK_WEIGHT_F16;
+  gpointer known = g_hash_table_lookup (vb->fits_f16, src->base->data);
+  if (known == NULL) {
+    known = GINT_TO_POINTER (fits_f16 (src->base, vb->lossy_f16) ? 1 : 2);
+    g_hash_table_insert (vb->fits_f16, src->base->data, known);
+  }
+  return GPOINTER_TO_INT (known) == 1 ? EASEL_VK_WEIGHT_F16 : EASEL_VK_WEIGHT_F32;
 }
 
 gboolean
@@ -211,6 +246,37 @@ ensure_weight (EaselVkBackend *vb, Upload *u, EaselTensor *base, EaselVkWeightFo
   return ok;
 }
 
+/* A weight's identity beyond its data pointer: dtype, size and 8 words sampled across its bytes.
+ * Weights are cached by pointer, and a pointer can come back for other data (a model unloaded and
+ * the next one mapped at the same address, a freed LoRA-merged copy and a new one): such a weight
+ * is uploaded again. (Its old slab space is not reused before the backend is freed.) */
+static guint64
+fingerprint (const EaselTensor *base)
+{
+  gsize n = easel_tensor_nbytes (base);
+  guint64 h = 1469598103934665603ull ^ ((guint64) n << 8) ^ (guint64) base->dtype;
+  for (int i = 0; i < 8 && n > 0; i++) {
+    guint64 word = 0;
+    gsize at = n >= 8 ? (n - 8) / 7 * (gsize) i : 0;
+    memcpy (&word, (const guint8 *) base->data + at, MIN (n, 8));
+    h = (h ^ word) * 1099511628211ull;
+  }
+  return h;
+}
+
+static void
+forget_if_changed (EaselVkBackend *vb, const EaselTensor *base)
+{
+  guint64 fp = fingerprint (base);
+  gpointer old = g_hash_table_lookup (vb->fingerprints, base->data);
+  if (old && *(guint64 *) old == fp)
+    return;
+  for (int f = 0; f < 2; f++)
+    g_hash_table_remove (vb->weights[f], base->data);
+  g_hash_table_remove (vb->fits_f16, base->data);
+  g_hash_table_insert (vb->fingerprints, base->data, g_memdup2 (&fp, sizeof fp));
+}
+
 /* --- compute / read ----------------------------------------------------------------------------- */
 
 static gboolean
@@ -250,6 +316,9 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
         g_array_append_val (copies, c);
       readback += (c.size + 63) / 64 * 64;
     }
+    for (int s = 0; s < EASEL_MAX_SRC; s++)
+      if (t->src[s] && is_weight (t->src[s]) && t->src[s]->base->data)
+        forget_if_changed (vb, t->src[s]->base);
     for (int s = 0; s < EASEL_MAX_SRC; s++)
       if (t->src[s] && is_weight (t->src[s])
           && !ensure_weight (vb, &u, t->src[s]->base, easel_vk_weight_format (vb, t, s), error))
@@ -366,6 +435,10 @@ vk_free (EaselBackend *b)
       g_hash_table_unref (vb->weights[f]);
   if (vb->outputs)
     g_hash_table_unref (vb->outputs);
+  if (vb->fits_f16)
+    g_hash_table_unref (vb->fits_f16);
+  if (vb->fingerprints)
+    g_hash_table_unref (vb->fingerprints);
   easel_vk_device_free (vb->dev);
   g_free (vb);
 }
@@ -380,6 +453,9 @@ easel_backend_new_vulkan (const char *device, GError **error)
   for (int f = 0; f < 2; f++)
     vb->weights[f] = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   vb->outputs = g_hash_table_new (g_direct_hash, g_direct_equal);
+  vb->fits_f16 = g_hash_table_new (g_direct_hash, g_direct_equal);
+  vb->fingerprints = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  vb->lossy_f16 = g_strcmp0 (g_getenv ("EASEL_VULKAN_LOSSY_F16"), "1") == 0;
   easel_vk_slabs_init (&vb->slabs, SLAB_BYTES);
   vb->dev = easel_vk_device_new (device, error);
   if (vb->dev == NULL
@@ -393,6 +469,14 @@ easel_backend_new_vulkan (const char *device, GError **error)
     return NULL;
   }
   return &vb->parent;
+}
+
+const EaselVulkanDeviceInfo *
+easel_backend_vulkan_device_info (EaselBackend *b)
+{
+  if (b == NULL || strcmp (b->klass->name, "vulkan") != 0)
+    return NULL;
+  return &((EaselVkBackend *) b)->dev->info;
 }
 
 gint

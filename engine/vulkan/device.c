@@ -297,6 +297,9 @@ read_info (VkInstance instance, VkPhysicalDevice phys, guint index, EaselVulkanD
                 info->device_local_bytes >> 20, MIN_DEVICE_MEMORY >> 20);
   else if (info->max_workgroup_invocations < 256 || info->max_push_constants < EASEL_VK_PUSH_MAX)
     g_strlcpy (info->reason, "workgroups of 256 or 128 bytes of push constants not supported", sizeof info->reason);
+  else if (l->maxPerStageDescriptorStorageBuffers < EASEL_VK_MAX_BINDINGS)  /* 4 is the spec's minimum */
+    g_snprintf (info->reason, sizeof info->reason, "%u storage buffers per shader (%u needed)",
+                l->maxPerStageDescriptorStorageBuffers, EASEL_VK_MAX_BINDINGS);
   else
     info->usable = TRUE;
 }

@@ -39,6 +39,10 @@ typedef struct {
  * an error when there is no Vulkan (not built in, no loader, no driver). */
 GArray *easel_vulkan_list_devices (GError **error);
 
+/* The device a Vulkan backend runs on; NULL for any other backend. */
+typedef struct _EaselBackend EaselBackend;
+const EaselVulkanDeviceInfo *easel_backend_vulkan_device_info (EaselBackend *b);
+
 /* Names of the shader variants the backend would use on this device (NULL-terminated; transfer full). */
 char  **easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info);
 

@@ -69,13 +69,24 @@ is_matrix_f16 (EaselVkBackend *vb, EaselTensor *t, int s)
   return easel_vk_weight_format (vb, t, s) == EASEL_VK_WEIGHT_F16;
 }
 
+/* Bytes per element of source s of node t as bound: weights are uploaded as fp32 unless the op
+ * takes them as fp16 (easel_vk_weight_format), activations keep their dtype. */
+static gsize
+bound_elem_size (EaselVkBackend *vb, const EaselTensor *t, int s)
+{
+  const EaselTensor *x = t->src[s];
+  if (x->base->flags & EASEL_TENSOR_WEIGHT)
+    return easel_vk_weight_format (vb, t, s) == EASEL_VK_WEIGHT_F16 ? 2 : 4;
+  return easel_dtype_size (x->dtype);
+}
+
 static gboolean
 op_copy (EaselVkBackend *vb, EaselTensor *t, GError **error)
 {
   EaselTensor *x = t->src[0];
   EaselVkCopyPush p = { .n = (guint32) easel_tensor_numel (t), .nd = (guint32) x->n_dims };
   Args A;
-  if (easel_dtype_size (x->dtype) != 4)
+  if (bound_elem_size (vb, t, 0) != 4)
     return unsupported (error, t, "copies of 4-byte elements only");
   for (int d = 0; d < x->n_dims; d++) {
     p.shape[d] = (guint32) x->shape[d];
@@ -152,6 +163,44 @@ op_group_norm (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.b_off = A.off[2];
   p.y_off = A.off[3];
   return dispatch (vb, EASEL_VK_GROUP_NORM, &A, &p, sizeof p, p.n_groups, 1, 1, error);
+}
+
+/* EASEL_OP_GROUP_STATS: the group_norm shader's statistics half, y (N, G, 2) = [mean, M2] */
+static gboolean
+op_group_stats (EaselVkBackend *vb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  gint64 N = x->shape[0], C = x->shape[1];
+  EaselVkGroupNormPush p = {
+    .C = (guint32) C, .HW = (guint32) (easel_tensor_numel (x) / MAX (N * C, 1)), .G = (guint32) t->ip[0],
+    .n_groups = (guint32) (N * t->ip[0]),
+  };
+  Args A;
+  if (!add_all (vb, &A, t, 1, error))
+    return FALSE;
+  p.x_off = A.off[0];
+  p.y_off = A.off[1];
+  return dispatch (vb, EASEL_VK_GROUP_STATS, &A, &p, sizeof p, p.n_groups, 1, 1, error);
+}
+
+static gboolean
+op_group_norm_apply (EaselVkBackend *vb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  gint64 N = x->shape[0], C = x->shape[1];
+  EaselVkGroupNormApplyPush p = {
+    .n = (guint32) easel_tensor_numel (x), .C = (guint32) C, .HW = (guint32) (easel_tensor_numel (x) / MAX (N * C, 1)),
+    .G = (guint32) t->ip[0], .has_gamma = t->src[1] != NULL, .has_beta = t->src[2] != NULL, .silu = t->ip[1] != 0,
+  };
+  Args A;
+  if (!add_all (vb, &A, t, 4, error))
+    return FALSE;
+  p.x_off = A.off[0];
+  p.g_off = A.off[1];
+  p.b_off = A.off[2];
+  p.s_off = A.off[3];
+  p.y_off = A.off[4];
+  return dispatch (vb, EASEL_VK_GROUP_NORM_APPLY, &A, &p, sizeof p, p.n, 1, 1, error);
 }
 
 static gboolean
@@ -282,6 +331,22 @@ op_upsample (EaselVkBackend *vb, EaselTensor *t, GError **error)
 }
 
 static gboolean
+op_avg_pool2d (EaselVkBackend *vb, EaselTensor *t, GError **error)
+{
+  EaselTensor *x = t->src[0];
+  EaselVkAvgPoolPush p = {
+    .n = (guint32) easel_tensor_numel (t), .h = (guint32) x->shape[2], .w = (guint32) x->shape[3],
+    .oh = (guint32) t->shape[2], .ow = (guint32) t->shape[3], .k = (guint32) t->ip[0],
+  };
+  Args A;
+  if (!add_all (vb, &A, t, 1, error))
+    return FALSE;
+  p.x_off = A.off[0];
+  p.y_off = A.off[1];
+  return dispatch (vb, EASEL_VK_AVG_POOL2D, &A, &p, sizeof p, p.n, 1, 1, error);
+}
+
+static gboolean
 op_concat (EaselVkBackend *vb, EaselTensor *t, GError **error)
 {
   EaselTensor *a = t->src[0], *b = t->src[1];
@@ -294,7 +359,7 @@ op_concat (EaselVkBackend *vb, EaselTensor *t, GError **error)
     .inner = (guint32) inner,
   };
   Args A;
-  if (easel_dtype_size (a->dtype) != 4 || easel_dtype_size (b->dtype) != 4)
+  if (bound_elem_size (vb, t, 0) != 4 || bound_elem_size (vb, t, 1) != 4)
     return unsupported (error, t, "concat of 4-byte elements only");
   if (!add_all (vb, &A, t, 2, error))
     return FALSE;
@@ -344,6 +409,7 @@ easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error)
   static const EaselVkPipelineId unary[] = {
     [EASEL_UNARY_SILU] = EASEL_VK_UNARY_SILU, [EASEL_UNARY_GELU] = EASEL_VK_UNARY_GELU,
     [EASEL_UNARY_GELU_TANH] = EASEL_VK_UNARY_GELU_TANH, [EASEL_UNARY_QUICK_GELU] = EASEL_VK_UNARY_QUICK_GELU,
+    [EASEL_UNARY_RELU] = EASEL_VK_UNARY_RELU,
   };
   if (t->op == EASEL_OP_LEAF || t->op == EASEL_OP_VIEW || easel_tensor_numel (t) == 0)
     return TRUE;
@@ -358,6 +424,8 @@ easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error)
   case EASEL_OP_LINEAR: return op_linear (vb, t, error);
   case EASEL_OP_CONV2D: return op_conv2d (vb, t, error);
   case EASEL_OP_GROUP_NORM: return op_group_norm (vb, t, error);
+  case EASEL_OP_GROUP_STATS: return op_group_stats (vb, t, error);
+  case EASEL_OP_GROUP_NORM_APPLY: return op_group_norm_apply (vb, t, error);
   case EASEL_OP_LAYER_NORM: return op_layer_norm (vb, t, error);
   case EASEL_OP_UNARY:
     if (t->ip[0] < 0 || t->ip[0] >= (int) G_N_ELEMENTS (unary))
@@ -371,6 +439,7 @@ easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error)
   case EASEL_OP_CONCAT: return op_concat (vb, t, error);
   case EASEL_OP_TIMESTEP_EMBEDDING: return op_timestep (vb, t, error);
   case EASEL_OP_GET_ROWS: return op_get_rows (vb, t, error);
+  case EASEL_OP_AVG_POOL2D: return op_avg_pool2d (vb, t, error);
   case EASEL_OP_LEAF:
   case EASEL_OP_VIEW:
   case EASEL_OP_COUNT:

@@ -20,6 +20,7 @@ typedef struct {
 #define FLAT(name, nb, push) [name] = { nb, sizeof (push), { 256, 1, 1 }, TRUE }
 static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   [EASEL_VK_ATTENTION] = { 4, sizeof (EaselVkAttentionPush), { 16, 1, 1 }, FALSE },
+  FLAT (EASEL_VK_AVG_POOL2D, 2, EaselVkAvgPoolPush),
   FLAT (EASEL_VK_BINARY_ADD, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_BINARY_MUL, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_CONCAT, 3, EaselVkConcatPush),
@@ -30,6 +31,8 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   FLAT (EASEL_VK_GET_ROWS_F16, 3, EaselVkGetRowsPush),
   FLAT (EASEL_VK_GET_ROWS_F32, 3, EaselVkGetRowsPush),
   [EASEL_VK_GROUP_NORM] = { 4, sizeof (EaselVkGroupNormPush), { 1, 1, 1 }, TRUE },
+  FLAT (EASEL_VK_GROUP_NORM_APPLY, 5, EaselVkGroupNormApplyPush),
+  [EASEL_VK_GROUP_STATS] = { 2, sizeof (EaselVkGroupNormPush), { 1, 1, 1 }, TRUE },
   [EASEL_VK_LAYER_NORM] = { 4, sizeof (EaselVkLayerNormPush), { 1, 1, 1 }, TRUE },
   [EASEL_VK_LINEAR_F16] = { 4, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_LINEAR_F32] = { 4, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
@@ -37,6 +40,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   FLAT (EASEL_VK_UNARY_GELU, 2, EaselVkUnaryPush),
   FLAT (EASEL_VK_UNARY_GELU_TANH, 2, EaselVkUnaryPush),
   FLAT (EASEL_VK_UNARY_QUICK_GELU, 2, EaselVkUnaryPush),
+  FLAT (EASEL_VK_UNARY_RELU, 2, EaselVkUnaryPush),
   FLAT (EASEL_VK_UNARY_SCALE, 2, EaselVkUnaryPush),
   FLAT (EASEL_VK_UNARY_SILU, 2, EaselVkUnaryPush),
   FLAT (EASEL_VK_UPSAMPLE_NEAREST, 2, EaselVkUpsamplePush),
@@ -45,9 +49,10 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
 
 /* in enum order; the same strings as shaders/meson.build's variant list */
 static const char *const names[EASEL_VK_N_PIPELINES] = {
-  "attention", "binary_add", "binary_mul", "concat", "conv2d_f16", "conv2d_f32", "copy", "geglu",
-  "get_rows_f16", "get_rows_f32", "group_norm", "layer_norm", "linear_f16", "linear_f32", "timestep_embedding",
-  "unary_gelu", "unary_gelu_tanh", "unary_quick_gelu", "unary_scale", "unary_silu", "upsample_nearest",
+  "attention", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_f16", "conv2d_f32", "copy", "geglu",
+  "get_rows_f16", "get_rows_f32", "group_norm", "group_norm_apply", "group_stats", "layer_norm", "linear_f16",
+  "linear_f32", "timestep_embedding", "unary_gelu", "unary_gelu_tanh", "unary_quick_gelu", "unary_relu",
+  "unary_scale", "unary_silu", "upsample_nearest",
 };
 
 const char *

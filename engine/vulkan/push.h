@@ -18,6 +18,9 @@ typedef struct {
   float eps;
 } EaselVkGroupNormPush;
 typedef struct {
+  guint32 n, C, HW, G, x_off, g_off, b_off, s_off, y_off, has_gamma, has_beta, silu;
+} EaselVkGroupNormApplyPush;
+typedef struct {
   guint32 M, D, x_off, g_off, b_off, y_off, has_gamma, has_beta;
   float eps;
 } EaselVkLayerNormPush;
@@ -29,6 +32,7 @@ typedef struct { guint32 n, h, w, oh, ow, x_off, y_off; float sh, sw; } EaselVkU
 typedef struct { guint32 n, ca, cb, inner, a_off, b_off, y_off; } EaselVkConcatPush;
 typedef struct { guint32 n, dim, half_, t_off, y_off; } EaselVkTimestepPush;
 typedef struct { guint32 n, D, V, ld, t_off, i_off, y_off; } EaselVkGetRowsPush;
+typedef struct { guint32 n, h, w, oh, ow, k, x_off, y_off; } EaselVkAvgPoolPush;
 
 G_STATIC_ASSERT (sizeof (EaselVkCopyPush) <= 128);
 G_STATIC_ASSERT (sizeof (EaselVkUnaryPush) <= 128);
@@ -43,3 +47,5 @@ G_STATIC_ASSERT (sizeof (EaselVkUpsamplePush) <= 128);
 G_STATIC_ASSERT (sizeof (EaselVkConcatPush) <= 128);
 G_STATIC_ASSERT (sizeof (EaselVkTimestepPush) <= 128);
 G_STATIC_ASSERT (sizeof (EaselVkGetRowsPush) <= 128);
+G_STATIC_ASSERT (sizeof (EaselVkGroupNormApplyPush) <= 128);
+G_STATIC_ASSERT (sizeof (EaselVkAvgPoolPush) <= 128);

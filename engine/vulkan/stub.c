@@ -13,6 +13,12 @@ easel_backend_new_vulkan (const char *device, GError **error)
   return NULL;
 }
 
+const EaselVulkanDeviceInfo *
+easel_backend_vulkan_device_info (EaselBackend *b)
+{
+  return NULL;
+}
+
 gint
 easel_backend_vulkan_validation_errors (EaselBackend *b)
 {

@@ -102,6 +102,7 @@ gboolean easel_vk_slabs_alloc (EaselVkDevice *dev, EaselVkSlabs *s, VkDeviceSize
 
 typedef enum {
   EASEL_VK_ATTENTION,
+  EASEL_VK_AVG_POOL2D,
   EASEL_VK_BINARY_ADD,
   EASEL_VK_BINARY_MUL,
   EASEL_VK_CONCAT,
@@ -112,6 +113,8 @@ typedef enum {
   EASEL_VK_GET_ROWS_F16,
   EASEL_VK_GET_ROWS_F32,
   EASEL_VK_GROUP_NORM,
+  EASEL_VK_GROUP_NORM_APPLY,
+  EASEL_VK_GROUP_STATS,
   EASEL_VK_LAYER_NORM,
   EASEL_VK_LINEAR_F16,
   EASEL_VK_LINEAR_F32,
@@ -119,13 +122,14 @@ typedef enum {
   EASEL_VK_UNARY_GELU,
   EASEL_VK_UNARY_GELU_TANH,
   EASEL_VK_UNARY_QUICK_GELU,
+  EASEL_VK_UNARY_RELU,
   EASEL_VK_UNARY_SCALE,
   EASEL_VK_UNARY_SILU,
   EASEL_VK_UPSAMPLE_NEAREST,
   EASEL_VK_N_PIPELINES
 } EaselVkPipelineId;
 
-#define EASEL_VK_MAX_BINDINGS 4
+#define EASEL_VK_MAX_BINDINGS 5
 #define EASEL_VK_PUSH_MAX 128
 
 typedef struct {
@@ -203,6 +207,9 @@ typedef struct {
   EaselVkSlabs slabs;                    /* weights */
   GHashTable *weights[2];                /* per EaselVkWeightFormat: const void *data -> EaselVkWeight * */
   GHashTable *outputs;                   /* EaselTensor *base -> offset in readback + 1 */
+  GHashTable *fits_f16;                  /* const void *data -> 1: stored as fp16 keeps it, 2: it does not */
+  GHashTable *fingerprints;              /* const void *data -> guint64 *: what the caches above hold for it */
+  gboolean lossy_f16;                    /* $EASEL_VULKAN_LOSSY_F16: round fp32 weights to fp16 anyway */
 } EaselVkBackend;
 
 typedef struct {
