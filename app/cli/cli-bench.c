@@ -76,13 +76,15 @@ typedef struct {
 
 static int bench_threads;
 static double ref_gflops;
+static const char *bench_backend = "cpu";
 
 /* sgemm is measured again right before each timing, so a machine whose load changes during the
  * run still gives a fair ratio. */
 static void
 timer_start (Timer *t, EaselBackend *be)
 {
-  ref_gflops = sgemm_gflops (bench_threads);
+  if (strcmp (bench_backend, "cpu") == 0)
+    ref_gflops = sgemm_gflops (bench_threads);
   t->be = be;
   easel_backend_get_stats (be, &t->before);
   t->t0 = now ();
@@ -95,8 +97,12 @@ timer_report (Timer *t, const char *what, int calls, double unused)
   double dt = (now () - t->t0) / calls;
   easel_backend_get_stats (t->be, &after);
   double gflop = (after.flops - t->before.flops) / calls / 1e9;
-  printf ("  %-34s %9.3f s/call  %9.1f GFLOP  %7.1f GFLOP/s  %5.0f%% of sgemm (%.0f)  peak RSS %.2f GiB\n", what, dt,
-          gflop, gflop / dt, 100.0 * gflop / dt / ref_gflops, ref_gflops, peak_rss_gib ());
+  if (strcmp (bench_backend, "cpu") == 0)
+    printf ("  %-34s %9.3f s/call  %9.1f GFLOP  %7.1f GFLOP/s  %5.0f%% of sgemm (%.0f)  peak RSS %.2f GiB\n", what, dt,
+            gflop, gflop / dt, 100.0 * gflop / dt / ref_gflops, ref_gflops, peak_rss_gib ());
+  else
+    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  peak RSS %.2f GiB\n", what, dt, gflop, gflop / dt / 1e3,
+            peak_rss_gib ());
   fflush (stdout);
 }
 
@@ -138,7 +144,10 @@ bench_case (const BenchCase *bc, const char *model_path, int n_threads, int iter
     return FALSE;
   const EaselDetection *det = easel_checkpoint_detection (ck);
   printf ("%s: %s, %s (opened in %.2f s)\n", bc->family, easel_family_display_name (det->family), path, now () - t0);
-  g_autoptr(EaselBackend) be = easel_backend_new_cpu (n_threads);
+  g_autoptr(EaselBackend) be = strcmp (bench_backend, "cpu") == 0 ? easel_backend_new_cpu (n_threads)
+                                                                     : easel_backend_new_for_name (bench_backend, error);
+  if (be == NULL)
+    return FALSE;
   Timer tm;
 
   /* text encoders: the CFG pair (2, 77) */
@@ -229,7 +238,8 @@ easel_cli_bench (int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp (a, "--help") == 0) {
-      printf ("Usage: easel-cli bench [--family sd15|sdxl|all] [--model FILE] [--threads N] [--iters N]\n\n"
+      printf ("Usage: easel-cli bench [--family sd15|sdxl|all] [--backend cpu|vulkan] [--model FILE] [--threads N]\n"
+              "                       [--iters N]\n\n"
               "Times each network on a full-size random-weight checkpoint (made once with make-model in\n"
               "%s/easel/bench/, or --model): seconds per call, matrix GFLOP/s, the share of\n"
               "OpenBLAS sgemm's GFLOP/s measured in the same run, and peak resident memory. The first\n"
@@ -240,6 +250,8 @@ easel_cli_bench (int argc, char **argv)
       family = argv[++i];
     } else if (strcmp (a, "--model") == 0 && i + 1 < argc) {
       model = argv[++i];
+    } else if (strcmp (a, "--backend") == 0 && i + 1 < argc) {
+      bench_backend = argv[++i];
     } else if (strcmp (a, "--threads") == 0 && i + 1 < argc) {
       n_threads = atoi (argv[++i]);
     } else if (strcmp (a, "--iters") == 0 && i + 1 < argc) {
