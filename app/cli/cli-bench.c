@@ -255,7 +255,8 @@ easel_cli_bench (int argc, char **argv)
     } else if (strcmp (a, "--threads") == 0 && i + 1 < argc) {
       n_threads = atoi (argv[++i]);
     } else if (strcmp (a, "--iters") == 0 && i + 1 < argc) {
-      iters = MAX (1, atoi (argv[++i]));
+      iters = atoi (argv[++i]);
+      iters = MAX (iters, 1);   /* not MAX (1, atoi (argv[++i])): the macro would step i twice */
     } else {
       easel_cli_error ("bench: unknown or incomplete option '%s'", a);
       return 2;
