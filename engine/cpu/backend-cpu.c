@@ -5,7 +5,6 @@
  * sized for the largest node. */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "engine/backend.h"
 #include "engine/error.h"
