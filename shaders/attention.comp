@@ -3,7 +3,7 @@
  * softmax (running max m and sum l per row, the accumulator rescaled by e^{m - m'}), so memory
  * does not grow with Lq · Lk. q, k, v are strided views of (B, L, H·d) projections: row i of batch b
  * at b·L·ld + i·ld, head h at + h·d (a fused QKV buffer has ld = 3C). causal: key j visible to query
- * i when j <= i. Head widths up to 8 · ACC (256). Group (x, y, z) = (query block, head, batch).
+ * i when j <= i. Head widths up to 8 · ACC (256; 512 for the -DACC=64 variant). Group (x, y, z) = (query block, head, batch).
  * Scores go through shared memory; 8 threads share a query row, each owning every 8th output dim. */
 #version 450
 #include "common.glsl"
@@ -11,7 +11,9 @@
 #define BQ 16
 #define BK 32
 #define TPR 8
-#define ACC 32
+#ifndef ACC
+#define ACC 32           /* attention_wide: 64, heads up to 512 wide (the VAE's single head) */
+#endif
 
 layout (local_size_x = 128) in;
 layout (push_constant) uniform Push {    /* == EaselVkAttentionPush */

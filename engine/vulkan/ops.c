@@ -1,6 +1,6 @@
 /* engine/vulkan/ops.c: one dispatch function per graph op (graph.h), each filling the push block of
  * its shader (push.h) from the node's shapes and recording one dispatch. Shapes were checked when
- * the graph was built; what a shader cannot do (a head wider than 256, a strided weight, more than
+ * the graph was built; what a shader cannot do (a head wider than 512, a strided weight, more than
  * 2^32 elements) is an EASEL_ERROR_UNSUPPORTED naming the node. */
 #include <string.h>
 
@@ -8,8 +8,9 @@
 #include "engine/vulkan/push.h"
 #include "engine/vulkan/vk.h"
 
-/* the widest attention head the shader keeps in registers (ACC · TPR in attention.comp) */
+/* the widest attention heads the two shader variants keep in registers (ACC · TPR in attention.comp) */
 #define ATTENTION_MAX_HEAD 256
+#define ATTENTION_WIDE_MAX_HEAD 512
 
 typedef struct {
   EaselVkArg a[EASEL_VK_MAX_BINDINGS];
@@ -300,8 +301,8 @@ op_attention (EaselVkBackend *vb, EaselTensor *t, GError **error)
     .ld_v = (guint32) v->stride[1], .ld_o = (guint32) t->shape[2], .causal = t->ip[1] != 0, .scale = t->fp[0],
   };
   Args A;
-  if (p.dv > ATTENTION_MAX_HEAD)
-    return unsupported (error, t, "attention heads wider than 256");
+  if (p.dv > ATTENTION_WIDE_MAX_HEAD)
+    return unsupported (error, t, "attention heads wider than 512");
   if (p.causal && p.lk < p.lq)
     return unsupported (error, t, "causal attention with fewer keys than queries");
   if (!add_all (vb, &A, t, 3, error))
@@ -310,7 +311,8 @@ op_attention (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.k_off = A.off[1];
   p.v_off = A.off[2];
   p.o_off = A.off[3];
-  return dispatch (vb, EASEL_VK_ATTENTION, &A, &p, sizeof p, p.lq, (guint64) heads, (guint64) q->shape[0], error);
+  return dispatch (vb, p.dv > ATTENTION_MAX_HEAD ? EASEL_VK_ATTENTION_WIDE : EASEL_VK_ATTENTION, &A, &p, sizeof p,
+                   p.lq, (guint64) heads, (guint64) q->shape[0], error);
 }
 
 static gboolean

@@ -20,6 +20,7 @@ typedef struct {
 #define FLAT(name, nb, push) [name] = { nb, sizeof (push), { 256, 1, 1 }, TRUE }
 static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   [EASEL_VK_ATTENTION] = { 4, sizeof (EaselVkAttentionPush), { 16, 1, 1 }, FALSE },
+  [EASEL_VK_ATTENTION_WIDE] = { 4, sizeof (EaselVkAttentionPush), { 16, 1, 1 }, FALSE },
   FLAT (EASEL_VK_AVG_POOL2D, 2, EaselVkAvgPoolPush),
   FLAT (EASEL_VK_BINARY_ADD, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_BINARY_MUL, 3, EaselVkBinaryPush),
@@ -49,7 +50,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
 
 /* in enum order; the same strings as shaders/meson.build's variant list */
 static const char *const names[EASEL_VK_N_PIPELINES] = {
-  "attention", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_f16", "conv2d_f32", "copy", "geglu",
+  "attention", "attention_wide", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_f16", "conv2d_f32", "copy", "geglu",
   "get_rows_f16", "get_rows_f32", "group_norm", "group_norm_apply", "group_stats", "layer_norm", "linear_f16",
   "linear_f32", "timestep_embedding", "unary_gelu", "unary_gelu_tanh", "unary_quick_gelu", "unary_relu",
   "unary_scale", "unary_silu", "upsample_nearest",
