@@ -109,7 +109,10 @@ easel_vk_cmd_submit (EaselVkDevice *dev, EaselVkCmd *c, GError **error)
   c->recording = FALSE;
   VK_TRY (vkEndCommandBuffer (c->buf));
   const VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->buf };
-  VK_TRY (vkQueueSubmit (dev->queue, 1, &si, c->fence));
+  g_mutex_lock (&dev->queue_lock);
+  VkResult submitted = vkQueueSubmit (dev->queue, 1, &si, c->fence);
+  g_mutex_unlock (&dev->queue_lock);
+  VK_TRY (submitted);
   c->pending = TRUE;
   return TRUE;
 out:

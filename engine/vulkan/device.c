@@ -412,8 +412,10 @@ easel_vk_name (EaselVkDevice *dev, VkObjectType type, guint64 handle, const char
   dev->set_name (dev->device, &ni);
 }
 
-EaselVkDevice *
-easel_vk_device_new (const char *name, GError **error)
+static void device_destroy (EaselVkDevice *dev);
+
+static EaselVkDevice *
+device_create (const char *name, GError **error)
 {
   EaselVkDevice *dev = g_new0 (EaselVkDevice, 1);
   g_autofree VkPhysicalDevice *phys = NULL;
@@ -459,12 +461,48 @@ easel_vk_device_new (const char *name, GError **error)
   return dev;
 out:
 fail:
-  easel_vk_device_free (dev);
+  device_destroy (dev);
   return NULL;
+}
+
+static GMutex registry_lock;
+static GHashTable *registry;   /* selection ("" = default) -> EaselVkDevice*, one reference each */
+
+EaselVkDevice *
+easel_vk_device_new (const char *name, GError **error)
+{
+  const char *want = name ? name : g_getenv ("EASEL_VULKAN_DEVICE");
+  /* the settings read when a device is made are part of what is shared */
+  g_autofree char *key = g_strdup_printf ("%s|%d|%d|%s", want ? want : "", env_true ("EASEL_VULKAN_VALIDATION"),
+                                          env_true ("EASEL_VULKAN_F32_WEIGHTS"),
+                                          g_getenv ("EASEL_VULKAN_MAX_BINDING") ? g_getenv ("EASEL_VULKAN_MAX_BINDING") : "");
+  EaselVkDevice *dev;
+
+  g_mutex_lock (&registry_lock);
+  if (registry == NULL)
+    registry = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  dev = g_hash_table_lookup (registry, key);
+  if (dev != NULL) {
+    g_atomic_ref_count_inc (&dev->ref);
+  } else if ((dev = device_create (name, error)) != NULL) {
+    g_atomic_ref_count_init (&dev->ref);
+    g_atomic_ref_count_inc (&dev->ref);    /* the registry's */
+    g_mutex_init (&dev->queue_lock);
+    g_hash_table_insert (registry, g_steal_pointer (&key), dev);
+  }
+  g_mutex_unlock (&registry_lock);
+  return dev;
 }
 
 void
 easel_vk_device_free (EaselVkDevice *dev)
+{
+  if (dev != NULL && g_atomic_ref_count_dec (&dev->ref))
+    device_destroy (dev);   /* only a device the registry does not hold */
+}
+
+static void
+device_destroy (EaselVkDevice *dev)
 {
   if (dev == NULL)
     return;

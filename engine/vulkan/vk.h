@@ -53,10 +53,14 @@ typedef struct {
   guint32 queue_family;
   gboolean weights_f16;                  /* matrix weights stored fp16 (the *_f16 variants) */
   PFN_vkSetDebugUtilsObjectNameEXT set_name;
+  gatomicrefcount ref;
+  GMutex queue_lock;                     /* vkQueueSubmit needs the queue externally synchronized */
 } EaselVkDevice;
 
 /* name: NULL ($EASEL_VULKAN_DEVICE or the first usable, GPUs before CPU implementations), an index,
- * or part of a device name. */
+ * or part of a device name. One instance and device per selection for the whole process: backends
+ * share it (a reference each), and it is never destroyed while the process runs — drivers do not all
+ * survive an instance created and destroyed per backend (the H100's refused the ~30th). */
 EaselVkDevice *easel_vk_device_new (const char *name, GError **error);
 void           easel_vk_device_free (EaselVkDevice *dev);
 void           easel_vk_name (EaselVkDevice *dev, VkObjectType type, guint64 handle, const char *name);
