@@ -228,6 +228,31 @@ test_weights_over_budget (void)
     }
 }
 
+/* Other weights at the address of earlier ones (a model freed and the next one mapped where it was)
+ * are converted again, not served from the cache. */
+static void
+test_weights_at_reused_address (void)
+{
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (1);
+  const gint64 ws[2] = { 2, 2 }, xs[2] = { 1, 2 };
+  const float x[2] = { 1.0f, 2.0f };
+  guint16 w[4];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 4; i++)
+      w[i] = easel_f32_to_f16 ((float) (round * 10 + i));
+    g_autoptr(EaselGraph) g = easel_graph_new ();
+    g_autoptr(GError) error = NULL;
+    EaselTensor *y = easel_op_linear (g, easel_graph_input (g, "x", EASEL_DTYPE_F32, 2, xs, x),
+                                      easel_graph_weight (g, "w", EASEL_DTYPE_F16, 2, ws, w), NULL);
+    easel_graph_mark_output (g, y);
+    float got[2];
+    g_assert_true (easel_backend_compute (be, g, &error));
+    g_assert_true (easel_backend_read (be, y, got, &error));
+    g_assert_cmpfloat (got[0], ==, 1.0f * (round * 10) + 2.0f * (round * 10 + 1));
+    g_assert_cmpfloat (got[1], ==, 1.0f * (round * 10 + 2) + 2.0f * (round * 10 + 3));
+  }
+}
+
 /* Attention on slices of one fused projection, heads 2, against a naive softmax. */
 static void
 test_attention_on_fused_qkv (void)
@@ -562,6 +587,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-cpu/broadcast", test_broadcast);
   g_test_add_func ("/backend-cpu/linear-f16-weights-and-rows", test_linear_f16_weights_and_rows);
   g_test_add_func ("/backend-cpu/weights-over-budget", test_weights_over_budget);
+  g_test_add_func ("/backend-cpu/weights-at-reused-address", test_weights_at_reused_address);
   g_test_add_func ("/backend-cpu/attention-on-fused-qkv", test_attention_on_fused_qkv);
   g_test_add_func ("/backend-cpu/memory-reuse-chain", test_memory_reuse_chain);
   g_test_add_func ("/backend-cpu/late-input", test_late_input);
