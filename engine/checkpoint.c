@@ -646,21 +646,11 @@ easel_checkpoint_find_prefix (const EaselCheckpoint *ck, const char *suffix)
   return NULL;
 }
 
-gboolean
-easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix, EaselJson **config, GError **error)
+const EaselJson *
+easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix)
 {
-  *config = NULL;
-  if (easel_checkpoint_format (ck) != EASEL_CHECKPOINT_DIFFUSERS)
-    return TRUE;
-  g_autofree char *component = g_strndup (prefix, strcspn (prefix, "/"));
-  g_autofree char *path = g_build_filename (easel_checkpoint_path (ck), component, "config.json", NULL);
-  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
-    g_free (path);
-    path = g_build_filename (easel_checkpoint_path (ck), "config.json", NULL);
-  }
-  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    return TRUE;
-  return (*config = easel_json_parse_file (path, 1 << 20, error)) != NULL;
+  g_autofree char *part = g_strndup (prefix, strcspn (prefix, "/"));
+  return easel_checkpoint_config (ck, part);
 }
 
 const EaselJson *
@@ -675,7 +665,13 @@ easel_checkpoint_config (const EaselCheckpoint *cck, const char *part)
   if (g_hash_table_lookup_extended (ck->configs, part, NULL, &value))
     return value;
   if (ck->format == EASEL_CHECKPOINT_DIFFUSERS) {
+    /* <folder>/<part>/config.json, else the folder's own (a single-part folder: a ControlNet, an image
+     * encoder, a UNet folder opened alone) */
     g_autofree char *path = g_build_filename (ck->path, part, "config.json", NULL);
+    if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
+      g_free (path);
+      path = g_build_filename (ck->path, "config.json", NULL);
+    }
     if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
       config = easel_json_parse_file (path, 1 << 20, NULL);
   } else {

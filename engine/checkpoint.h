@@ -67,11 +67,9 @@ const EaselCheckpointTensor *easel_checkpoint_find (const EaselCheckpoint *ck, c
 /* The prefix of the first tensor named prefix + suffix, where the prefix is empty or ends in '.' or
  * '/' ("control_model." for "control_model.input_hint_block.0.weight"); NULL when none. transfer full. */
 char *easel_checkpoint_find_prefix (const EaselCheckpoint *ck, const char *suffix);
-/* A diffusers folder's config.json for the part whose tensors have prefix ("controlnet/"):
- * <folder>/<part>/config.json, else <folder>/config.json (a single-part folder). *config is NULL
- * when ck is a single file or has none; FALSE only when one exists and does not parse. */
-gboolean easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix, EaselJson **config,
-                                       GError **error);
+/* easel_checkpoint_config of the part whose tensors have prefix ("controlnet/": "controlnet").
+ * Owned by the checkpoint. */
+const EaselJson *easel_checkpoint_part_config (const EaselCheckpoint *ck, const char *prefix);
 
 /* Single file: its "__metadata__"; folder: the string members of model_index.json
  * ("_class_name", "_diffusers_version"). In file order. */
@@ -95,7 +93,8 @@ const EaselCheckpointPart *easel_checkpoint_part (const EaselCheckpoint *ck, gsi
 const EaselDetection *easel_checkpoint_detection (const EaselCheckpoint *ck);
 
 /* The architecture config of a part ("unet", "vae", "text_encoder", "text_encoder_2") where the
- * checkpoint carries one: a diffusers folder's <part>/config.json, or in a single file the metadata
+ * checkpoint carries one: a diffusers folder's <part>/config.json (else the folder's own, as a
+ * single-part folder such as a ControlNet has), or in a single file the metadata
  * "easel.config.<part>" that `easel-cli make-model` writes. Network loaders use it as their hint when
  * the caller gives none. NULL when there is none (or it does not parse); owned by the checkpoint. */
 const EaselJson *easel_checkpoint_config (const EaselCheckpoint *ck, const char *part);

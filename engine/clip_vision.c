@@ -63,7 +63,6 @@ easel_clip_vision_new (const EaselCheckpoint *ck, const EaselJson *hint, GError 
 {
   const char *path = easel_checkpoint_path (ck);
   g_autoptr(EaselClipVision) v = g_new0 (EaselClipVision, 1);
-  g_autoptr(EaselJson) own = NULL;
   g_autofree char *prefix = easel_checkpoint_find_prefix (ck, "vision_model.embeddings.patch_embedding.weight");
   EaselClipVisionConfig *cfg = &v->cfg;
   Loader ld = { v, path, error };
@@ -72,11 +71,8 @@ easel_clip_vision_new (const EaselCheckpoint *ck, const EaselJson *hint, GError 
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no CLIP vision weights (vision_model.embeddings)", path);
     return NULL;
   }
-  if (hint == NULL) {
-    if (!easel_checkpoint_part_config (ck, prefix, &own, error))
-      return NULL;
-    hint = own;
-  }
+  if (hint == NULL)
+    hint = easel_checkpoint_part_config (ck, prefix);
   if ((v->weights = easel_weights_new (ck, prefix, NULL, NULL, error)) == NULL)
     return NULL;
   if (!req (&ld, &v->patch_w, "vision_model.embeddings.patch_embedding.weight", 4, -1, 3, -1, -1))

@@ -200,17 +200,13 @@ easel_controlnet_new (const EaselCheckpoint *ck, const EaselJson *hint, EaselFam
 {
   const char *path = easel_checkpoint_path (ck);
   g_autoptr(EaselControlNet) cn = g_new0 (EaselControlNet, 1);
-  g_autoptr(EaselJson) own = NULL;
   g_autofree char *prefix = NULL;
   EaselWeights *weights;
   Original o = { 0 };
 
   if ((prefix = easel_checkpoint_find_prefix (ck, HINT_PREFIX "conv_in.weight")) != NULL) {
-    if (hint == NULL) {
-      if (!easel_checkpoint_part_config (ck, prefix, &own, error))
-        return NULL;
-      hint = own;
-    }
+    if (hint == NULL)
+      hint = easel_checkpoint_part_config (ck, prefix);
     weights = easel_weights_new (ck, prefix, NULL, NULL, error);
   } else if ((prefix = easel_checkpoint_find_prefix (ck, "input_hint_block.0.weight")) != NULL) {
     if (!original_layout (ck, prefix, &o)) {

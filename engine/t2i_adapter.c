@@ -64,18 +64,14 @@ easel_t2i_adapter_new (const EaselCheckpoint *ck, const EaselJson *hint, GError 
 {
   const char *path = easel_checkpoint_path (ck);
   g_autoptr(EaselT2IAdapter) a = g_new0 (EaselT2IAdapter, 1);
-  g_autoptr(EaselJson) own = NULL;
   g_autofree char *prefix = easel_checkpoint_find_prefix (ck, "body.0.resnets.0.block1.weight");
 
   if (prefix == NULL) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_NOT_FOUND, "%s: no T2I-Adapter weights (body.0.resnets.0.block1)", path);
     return NULL;
   }
-  if (hint == NULL) {
-    if (!easel_checkpoint_part_config (ck, prefix, &own, error))
-      return NULL;
-    hint = own;
-  }
+  if (hint == NULL)
+    hint = easel_checkpoint_part_config (ck, prefix);
   if ((a->weights = easel_weights_new (ck, prefix, NULL, NULL, error)) == NULL)
     return NULL;
 
