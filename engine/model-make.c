@@ -5,6 +5,7 @@
  * entries, then the demo vocabulary (a small BPE trainer over a built-in word list), then the demo
  * model made of both. */
 #include "model-make.h"
+#include "tokenizer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -268,26 +269,6 @@ static const char demo_words[] =
   "one two three four five many some every each other new good great first last long short "
   "space planet galaxy robot dragon knight queen king princess wizard monster creature world";
 
-static void
-bytes_to_unicode (gunichar map[256], guint8 order[256])
-{
-  guint n = 0, extra = 0;
-  gboolean direct[256];
-
-  for (guint b = 0; b < 256; b++)
-    direct[b] = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-  for (guint b = 0; b < 256; b++)
-    if (direct[b]) {
-      map[b] = b;
-      order[n++] = (guint8) b;
-    }
-  for (guint b = 0; b < 256; b++)
-    if (!direct[b]) {
-      map[b] = 256 + extra++;
-      order[n++] = (guint8) b;
-    }
-}
-
 typedef struct {
   GPtrArray *tokens;        /* vocabulary in id order (owned strings) */
   GPtrArray *merges;        /* "left right" lines (owned) */
@@ -308,7 +289,7 @@ demo_vocab_build (DemoVocab *v)
 
   v->tokens = g_ptr_array_new_with_free_func (g_free);
   v->merges = g_ptr_array_new_with_free_func (g_free);
-  bytes_to_unicode (map, order);
+  easel_tokenizer_bytes_to_unicode (map, order);
   for (int pass = 0; pass < 2; pass++)
     for (guint i = 0; i < 256; i++) {
       char buf[8];

@@ -128,10 +128,8 @@ gsize easel_tokenizer_vocab_size (const EaselTokenizer *tok) { return tok->token
 gint32 easel_tokenizer_bos (const EaselTokenizer *tok) { return tok->bos; }
 gint32 easel_tokenizer_eos (const EaselTokenizer *tok) { return tok->eos; }
 
-/* GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
- * U+0100.. in byte order. order[i] is the i-th byte of OpenAI's vocabulary order. */
-static void
-bytes_to_unicode (gunichar map[256], guint8 order[256])
+void
+easel_tokenizer_bytes_to_unicode (gunichar map[256], guint8 order[256])
 {
   gboolean direct[256] = { FALSE };
   guint n = 0, extra = 0;
@@ -253,7 +251,7 @@ finish_vocab (EaselTokenizer *tok, GError **error)
   gunichar map[256];
   guint8 order[256];
 
-  bytes_to_unicode (map, order);
+  easel_tokenizer_bytes_to_unicode (map, order);
   for (guint b = 0; b < 256; b++) {
     g_autofree char *s = unichar_str (map[b], "");
     g_autofree char *sw = unichar_str (map[b], "</w>");
@@ -397,7 +395,7 @@ easel_tokenizer_new_from_bpe_gz_data (const guint8 *data, gsize len, const char 
     fail (error, EASEL_ERROR_INVALID_FILE, name, "merges are not valid UTF-8 text");
     return NULL;
   }
-  bytes_to_unicode (map, order);
+  easel_tokenizer_bytes_to_unicode (map, order);
   for (guint i = 0; i < 256; i++) {
     vocab_set (tok, i, unichar_str (map[order[i]], ""));
     vocab_set (tok, 256 + i, unichar_str (map[order[i]], "</w>"));

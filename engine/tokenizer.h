@@ -66,4 +66,9 @@ gboolean easel_tokenizer_encode_full (EaselTokenizer *tok, const char *text, gss
 void easel_tokenizer_pad_77 (const EaselTokenizer *tok, const gint32 *ids, gsize n_ids, gint32 pad,
                              gint32 *out);
 
+/* GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
+ * U+0100.. in byte order. order[i] is the i-th byte of OpenAI's vocabulary order (the first 256
+ * entries of a CLIP vocabulary). */
+void easel_tokenizer_bytes_to_unicode (gunichar map[256], guint8 order[256]);
+
 G_END_DECLS
