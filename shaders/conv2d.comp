@@ -40,7 +40,12 @@ store_c (uint m, uint n, float v)
   y[p.y_off + (b * p.N + n) * hw + pix] = ACT_T (p.has_bias != 0u ? v + bias[p.b_off + n] : v);
 }
 
+#ifdef COOP
+#define A_COL
+#include "matmul_coop.glsl"
+#else
 #include "matmul.glsl"
+#endif
 
 void
 main ()

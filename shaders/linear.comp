@@ -18,7 +18,11 @@ float load_a (uint m, uint k) { return float (x[p.x_off + m * p.K + k]); }
 float load_b (uint n, uint k) { return float (w[p.w_off + n * p.ldw + k]); }
 void store_c (uint m, uint n, float v) { y[p.y_off + m * p.N + n] = ACT_T (p.has_bias != 0u ? v + bias[p.b_off + n] : v); }
 
+#ifdef COOP
+#include "matmul_coop.glsl"
+#else
 #include "matmul.glsl"
+#endif
 
 void
 main ()

@@ -22,6 +22,19 @@ print_size (const char *label, guint64 bytes)
     printf ("    %-26s %" G_GUINT64_FORMAT " MiB\n", label, bytes >> 20);
 }
 
+/* "no", or the f16 x f16 -> f32 subgroup shapes M x N x K an extension lists */
+static void
+print_coopmat (const char *label, gboolean present, const guint8 (*shapes)[3], guint n)
+{
+  GString *s = g_string_new (present ? "" : "no");
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (s, "%s%ux%ux%u", i ? " " : "", shapes[i][0], shapes[i][1], shapes[i][2]);
+  if (present && n == 0)
+    g_string_append (s, "yes, no f16 x f16 -> f32 shape");
+  printf ("    %-26s %s\n", label, s->str);
+  g_string_free (s, TRUE);
+}
+
 int
 easel_cli_devices (int argc, char **argv)
 {
@@ -54,11 +67,8 @@ easel_cli_devices (int argc, char **argv)
     print_size ("device-local memory", d->device_local_bytes);
     printf ("    %-26s arithmetic %s, 16-bit storage %s\n", "fp16", yes_no (d->fp16_math), yes_no (d->storage16));
     printf ("    %-26s arithmetic %s, 8-bit storage %s\n", "int8", yes_no (d->int8_math), yes_no (d->storage8));
-    if (d->coopmat_khr || d->coopmat_nv)
-      printf ("    %-26s %s, %u f16 x f16 -> f32 shapes (not used yet: scalar matmul)\n", "cooperative matrix",
-              d->coopmat_khr ? "VK_KHR_cooperative_matrix" : "VK_NV_cooperative_matrix", d->coopmat_f16_shapes);
-    else
-      printf ("    %-26s no\n", "cooperative matrix");
+    print_coopmat ("cooperative matrix (KHR)", d->coopmat_khr, d->coopmat_khr_shapes, d->n_coopmat_khr_shapes);
+    print_coopmat ("cooperative matrix (NV)", d->coopmat_nv, d->coopmat_nv_shapes, d->n_coopmat_nv_shapes);
     printf ("    %-26s %u\n", "subgroup size", d->subgroup_size);
     print_size ("max storage buffer range", d->max_storage_buffer_range);
     print_size ("max allocation", d->max_allocation);

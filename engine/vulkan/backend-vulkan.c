@@ -22,6 +22,7 @@
 #define STAGING_BYTES ((VkDeviceSize) 32 << 20)
 #define SLAB_BYTES ((VkDeviceSize) 256 << 20)
 #define ARENA_GRANULE ((VkDeviceSize) 1 << 20)
+#define OVERFLOW_SLOT ((VkDeviceSize) 64)
 
 static gboolean
 is_weight (const EaselTensor *t)
@@ -296,7 +297,7 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   EaselVkBackend *vb = (EaselVkBackend *) b;
   guint n = easel_graph_n_nodes (g);
   Upload u = { vb, 0, FALSE };
-  VkDeviceSize readback = 0;
+  VkDeviceSize readback = OVERFLOW_SLOT;          /* [0, 64): the fp16 overflow counter */
   g_autoptr(GArray) copies = g_array_new (FALSE, FALSE, sizeof (VkBufferCopy));
 
   if (!easel_vk_cmd_wait (vb->dev, &vb->cmd, error))
@@ -348,24 +349,33 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
 
   if (!easel_vk_cmd_begin (vb->dev, &vb->cmd, error))
     return FALSE;
+  vb->last = g;
+  vkCmdFillBuffer (vb->cmd.buf, vb->overflow.buffer, 0, vb->overflow.size, 0);
+  const VkMemoryBarrier zeroed = {
+    .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+    .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+  };
+  vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &zeroed,
+                        0, NULL, 0, NULL);
   for (guint i = 0; i < n; i++)
     if (!easel_vk_run_node (vb, easel_graph_node (g, i), error))
       return FALSE;                    /* the next begin drops the half-recorded buffer */
-  if (copies->len > 0) {
-    const VkMemoryBarrier to_copy = {
-      .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-      .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
-    };
-    vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                          VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &to_copy, 0, NULL, 0, NULL);
+  const VkMemoryBarrier to_copy = {
+    .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+    .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+  };
+  vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                        VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &to_copy, 0, NULL, 0, NULL);
+  if (copies->len > 0)
     vkCmdCopyBuffer (vb->cmd.buf, vb->arena.buffer, vb->readback.buffer, copies->len, (VkBufferCopy *) copies->data);
-    const VkMemoryBarrier to_host = {
-      .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-      .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
-    };
-    vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0,
-                          NULL, 0, NULL);
-  }
+  const VkBufferCopy counter = { 0, 0, 4 };
+  vkCmdCopyBuffer (vb->cmd.buf, vb->overflow.buffer, vb->readback.buffer, 1, &counter);
+  const VkMemoryBarrier to_host = {
+    .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+    .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+  };
+  vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0,
+                        NULL, 0, NULL);
   return easel_vk_cmd_submit (vb->dev, &vb->cmd, error);
 
 fail:
@@ -395,6 +405,25 @@ strided_read (float *out, const float *src, const EaselTensor *t)
   }
 }
 
+/* After the last compute finished: when a cooperative-matrix product met an activation beyond fp16's
+ * range (shaders/matmul_coop.glsl counts them; its result was saturated), computes the same graph
+ * again with the fp32 matrix shaders and waits for it, so what is read is exact. The graph is still
+ * alive: reads come before the caller frees it. */
+static gboolean
+rerun_if_overflowed (EaselVkBackend *vb, GError **error)
+{
+  guint32 count;
+  memcpy (&count, vb->readback.mapped, sizeof count);
+  if (count == 0 || vb->last == NULL)
+    return TRUE;
+  g_debug ("vulkan: %u fp16 overflows in cooperative-matrix products; the graph runs again in fp32", count);
+  vb->exact = TRUE;
+  gboolean ok = vk_compute (&vb->parent, vb->last, error);
+  vb->exact = FALSE;
+  vb->overflow_reruns++;
+  return ok && easel_vk_cmd_wait (vb->dev, &vb->cmd, error) && easel_vk_buffer_invalidate (vb->dev, &vb->readback, error);
+}
+
 static gboolean
 vk_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error)
 {
@@ -410,6 +439,8 @@ vk_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error)
     return FALSE;
   }
   if (!easel_vk_cmd_wait (vb->dev, &vb->cmd, error) || !easel_vk_buffer_invalidate (vb->dev, &vb->readback, error))
+    return FALSE;
+  if (!rerun_if_overflowed (vb, error))
     return FALSE;
   strided_read (out, (const float *) ((const guint8 *) vb->readback.mapped + GPOINTER_TO_SIZE (off) - 1), t);
   return TRUE;
@@ -428,6 +459,7 @@ vk_free (EaselBackend *b)
     easel_vk_buffer_clear (vb->dev, &vb->dummy);
     easel_vk_buffer_clear (vb->dev, &vb->arena);
     easel_vk_buffer_clear (vb->dev, &vb->readback);
+    easel_vk_buffer_clear (vb->dev, &vb->overflow);
     easel_vk_slabs_clear (vb->dev, &vb->slabs);
   }
   for (int f = 0; f < 2; f++)
@@ -464,7 +496,8 @@ easel_backend_new_vulkan (const char *device, GError **error)
       || !easel_vk_cmd_init (vb->dev, &vb->upload, error)
       || !easel_vk_buffer_init (vb->dev, &vb->staging, MIN (STAGING_BYTES, vb->dev->info.max_allocation),
                                 EASEL_VK_UPLOAD, "easel staging", error)
-      || !easel_vk_buffer_init (vb->dev, &vb->dummy, 256, EASEL_VK_DEVICE_LOCAL, "easel dummy", error)) {
+      || !easel_vk_buffer_init (vb->dev, &vb->dummy, 256, EASEL_VK_DEVICE_LOCAL, "easel dummy", error)
+      || !easel_vk_buffer_init (vb->dev, &vb->overflow, 64, EASEL_VK_DEVICE_LOCAL, "easel fp16 overflows", error)) {
     vk_free (&vb->parent);
     return NULL;
   }

@@ -205,40 +205,74 @@ compute_queue_family (VkPhysicalDevice phys)
   return -1;
 }
 
-/* f16 x f16 -> f32 shapes of VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix */
-static guint
-count_coopmat_f16 (VkInstance instance, VkPhysicalDevice phys, gboolean khr)
+/* Records a subgroup-scope shape once (drivers list one per type combination and scope). */
+static void
+add_coopmat_shape (guint8 (*shapes)[3], guint *n, guint32 m, guint32 nn, guint32 k)
+{
+  if (m > 255 || nn > 255 || k > 255)
+    return;
+  for (guint i = 0; i < *n; i++)
+    if (shapes[i][0] == m && shapes[i][1] == nn && shapes[i][2] == k)
+      return;
+  if (*n < EASEL_VULKAN_MAX_COOPMAT_SHAPES) {
+    shapes[*n][0] = (guint8) m;
+    shapes[*n][1] = (guint8) nn;
+    shapes[*n][2] = (guint8) k;
+    (*n)++;
+  }
+}
+
+/* The f16 x f16 -> f32 subgroup shapes VK_KHR_cooperative_matrix lists into info. */
+static void
+read_coopmat_khr (VkInstance instance, VkPhysicalDevice phys, EaselVulkanDeviceInfo *info)
 {
   guint32 n = 0;
-  guint count = 0;
-  if (khr) {
-    EaselVkGetCoopMatPropsKHR get =
-      (EaselVkGetCoopMatPropsKHR) vkGetInstanceProcAddr (instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
-    if (get == NULL || get (phys, &n, NULL) != VK_SUCCESS || n == 0)
-      return 0;
-    g_autofree EaselVkCooperativeMatrixPropertiesKHR *p = g_new0 (EaselVkCooperativeMatrixPropertiesKHR, n);
-    for (guint i = 0; i < n; i++)
-      p[i].sType = EASEL_VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
-    if (get (phys, &n, p) != VK_SUCCESS)
-      return 0;
-    for (guint i = 0; i < n; i++)
-      count += p[i].AType == EASEL_VK_COMPONENT_TYPE_FLOAT16_KHR && p[i].BType == EASEL_VK_COMPONENT_TYPE_FLOAT16_KHR
-               && p[i].ResultType == EASEL_VK_COMPONENT_TYPE_FLOAT32_KHR;
-    return count;
-  }
+  EaselVkGetCoopMatPropsKHR get =
+    (EaselVkGetCoopMatPropsKHR) vkGetInstanceProcAddr (instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+  if (get == NULL || get (phys, &n, NULL) != VK_SUCCESS || n == 0)
+    return;
+  g_autofree EaselVkCooperativeMatrixPropertiesKHR *p = g_new0 (EaselVkCooperativeMatrixPropertiesKHR, n);
+  for (guint i = 0; i < n; i++)
+    p[i].sType = EASEL_VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+  if (get (phys, &n, p) != VK_SUCCESS)
+    return;
+  for (guint i = 0; i < n; i++)
+    if (p[i].AType == EASEL_VK_COMPONENT_TYPE_FLOAT16_KHR && p[i].BType == EASEL_VK_COMPONENT_TYPE_FLOAT16_KHR
+        && p[i].CType == EASEL_VK_COMPONENT_TYPE_FLOAT32_KHR && p[i].ResultType == EASEL_VK_COMPONENT_TYPE_FLOAT32_KHR
+        && p[i].scope == EASEL_VK_SCOPE_SUBGROUP_KHR)
+      add_coopmat_shape (info->coopmat_khr_shapes, &info->n_coopmat_khr_shapes, p[i].MSize, p[i].NSize, p[i].KSize);
+}
+
+/* Likewise for VK_NV_cooperative_matrix. */
+static void
+read_coopmat_nv (VkInstance instance, VkPhysicalDevice phys, EaselVulkanDeviceInfo *info)
+{
+  guint32 n = 0;
   PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
     (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) vkGetInstanceProcAddr (instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
   if (get == NULL || get (phys, &n, NULL) != VK_SUCCESS || n == 0)
-    return 0;
+    return;
   g_autofree VkCooperativeMatrixPropertiesNV *p = g_new0 (VkCooperativeMatrixPropertiesNV, n);
   for (guint i = 0; i < n; i++)
     p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
   if (get (phys, &n, p) != VK_SUCCESS)
-    return 0;
+    return;
   for (guint i = 0; i < n; i++)
-    count += p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV
-             && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV;
-  return count;
+    if (p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV
+        && p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV
+        && p[i].scope == VK_SCOPE_SUBGROUP_NV)
+      add_coopmat_shape (info->coopmat_nv_shapes, &info->n_coopmat_nv_shapes, p[i].MSize, p[i].NSize, p[i].KSize);
+}
+
+gboolean
+easel_vulkan_has_coopmat (const EaselVulkanDeviceInfo *info, gboolean khr, guint m, guint n, guint k)
+{
+  const guint8 (*shapes)[3] = khr ? info->coopmat_khr_shapes : info->coopmat_nv_shapes;
+  guint count = khr ? info->n_coopmat_khr_shapes : info->n_coopmat_nv_shapes;
+  for (guint i = 0; i < count; i++)
+    if (shapes[i][0] == m && shapes[i][1] == n && shapes[i][2] == k)
+      return TRUE;
+  return FALSE;
 }
 
 static void
@@ -287,8 +321,10 @@ read_info (VkInstance instance, VkPhysicalDevice phys, guint index, EaselVulkanD
   info->storage8 = f12.storageBuffer8BitAccess;
   info->coopmat_khr = has_device_extension (phys, EASEL_VK_KHR_COOPERATIVE_MATRIX_NAME);
   info->coopmat_nv = has_device_extension (phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
-  if (info->coopmat_khr || info->coopmat_nv)
-    info->coopmat_f16_shapes = count_coopmat_f16 (instance, phys, info->coopmat_khr);
+  if (info->coopmat_khr)
+    read_coopmat_khr (instance, phys, info);
+  if (info->coopmat_nv)
+    read_coopmat_nv (instance, phys, info);
 
   if (compute_queue_family (phys) < 0)
     g_strlcpy (info->reason, "no compute queue", sizeof info->reason);
@@ -341,9 +377,35 @@ easel_vulkan_list_devices (GError **error)
   return out;
 }
 
+/* Which cooperative-matrix variants a device runs: "khr" (VK_KHR_cooperative_matrix, 16x8x16 in
+ * subgroups of 32), "nv" (VK_NV_cooperative_matrix, the same), "khr8" (KHR at 8x8x8 in subgroups of
+ * 8: lavapipe, when built with -Dglslc_khr), or NULL (the scalar matmul). KHR first; only shapes the
+ * variants are compiled for and variants built in count; $EASEL_VULKAN_COOPMAT=off|khr|nv narrows
+ * the choice (for comparisons). */
+static const char *
+choose_coopmat (const EaselVulkanDeviceInfo *info)
+{
+  const char *want = g_getenv ("EASEL_VULKAN_COOPMAT");
+  gboolean khr = want == NULL || *want == '\0' || strcmp (want, "khr") == 0;
+  gboolean nv = want == NULL || *want == '\0' || strcmp (want, "nv") == 0;
+  if (!info->storage16 || !info->fp16_math || env_true ("EASEL_VULKAN_F32_WEIGHTS"))
+    return NULL;
+  if (khr && info->coopmat_khr && info->subgroup_size == 32 && easel_vulkan_has_coopmat (info, TRUE, 16, 8, 16)
+      && easel_vk_spv_built_in ("linear_coop_khr"))
+    return "khr";
+  if (nv && info->coopmat_nv && info->subgroup_size == 32 && easel_vulkan_has_coopmat (info, FALSE, 16, 8, 16)
+      && easel_vk_spv_built_in ("linear_coop_nv"))
+    return "nv";
+  if (khr && info->coopmat_khr && info->subgroup_size == 8 && easel_vulkan_has_coopmat (info, TRUE, 8, 8, 8)
+      && easel_vk_spv_built_in ("linear_coop_khr8"))
+    return "khr8";
+  return NULL;
+}
+
 char **
 easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info)
 {
+  const char *coop = choose_coopmat (info);
   GPtrArray *names = g_ptr_array_new ();
   gboolean f16 = info->storage16 && !env_true ("EASEL_VULKAN_F32_WEIGHTS");
   for (int id = 0; id < EASEL_VK_N_PIPELINES; id++) {
@@ -351,6 +413,11 @@ easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info)
     gboolean is16 = g_str_has_suffix (name, "_f16"), is32 = g_str_has_suffix (name, "_f32");
     if ((is16 && !f16) || (is32 && f16))
       continue;
+    if (g_str_has_suffix (name, "_coop")) {
+      if (coop != NULL)
+        g_ptr_array_add (names, g_strdup_printf ("%s_%s", name, coop));
+      continue;
+    }
     g_ptr_array_add (names, g_strdup (name));
   }
   g_ptr_array_add (names, NULL);
@@ -450,11 +517,26 @@ device_create (const char *name, GError **error)
     .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = dev->queue_family, .queueCount = 1,
     .pQueuePriorities = &prio,
   };
+  dev->coopmat = dev->weights_f16 ? choose_coopmat (&dev->info) : NULL;
+  gboolean khr = dev->coopmat && g_str_has_prefix (dev->coopmat, "khr");
+  EaselVkCooperativeMatrixFeaturesKHR coop_khr = {
+    .sType = EASEL_VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE,
+  };
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coop_nv = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE,
+  };
+  VkPhysicalDeviceVulkan12Features f12 = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES, .shaderFloat16 = dev->coopmat != NULL,
+    .pNext = dev->coopmat == NULL ? NULL : khr ? (void *) &coop_khr : (void *) &coop_nv,
+  };
   VkPhysicalDeviceVulkan11Features f11 = {
     .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .storageBuffer16BitAccess = dev->weights_f16,
+    .pNext = &f12,
   };
+  const char *ext = khr ? EASEL_VK_KHR_COOPERATIVE_MATRIX_NAME : VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
   const VkDeviceCreateInfo di = {
     .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f11, .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi,
+    .enabledExtensionCount = dev->coopmat ? 1 : 0, .ppEnabledExtensionNames = &ext,
   };
   VK_TRY (vkCreateDevice (dev->phys, &di, NULL, &dev->device));
   vkGetDeviceQueue (dev->device, dev->queue_family, 0, &dev->queue);
@@ -473,9 +555,9 @@ easel_vk_device_new (const char *name, GError **error)
 {
   const char *want = name ? name : g_getenv ("EASEL_VULKAN_DEVICE");
   /* the settings read when a device is made are part of what is shared */
-  g_autofree char *key = g_strdup_printf ("%s|%d|%d|%s", want ? want : "", env_true ("EASEL_VULKAN_VALIDATION"),
-                                          env_true ("EASEL_VULKAN_F32_WEIGHTS"),
-                                          g_getenv ("EASEL_VULKAN_MAX_BINDING") ? g_getenv ("EASEL_VULKAN_MAX_BINDING") : "");
+  const char *binding = g_getenv ("EASEL_VULKAN_MAX_BINDING"), *coop = g_getenv ("EASEL_VULKAN_COOPMAT");
+  g_autofree char *key = g_strdup_printf ("%s|%d|%d|%s|%s", want ? want : "", env_true ("EASEL_VULKAN_VALIDATION"),
+                                          env_true ("EASEL_VULKAN_F32_WEIGHTS"), binding ? binding : "", coop ? coop : "");
   EaselVkDevice *dev;
 
   g_mutex_lock (&registry_lock);

@@ -7,6 +7,8 @@
 
 G_BEGIN_DECLS
 
+#define EASEL_VULKAN_MAX_COOPMAT_SHAPES 8
+
 /* Capabilities of one physical device, read once (STYLE.md V1). */
 typedef struct {
   guint index;                          /* in the loader's enumeration order */
@@ -20,7 +22,11 @@ typedef struct {
   gboolean storage8;                    /* storageBuffer8BitAccess */
   gboolean coopmat_khr;                 /* VK_KHR_cooperative_matrix */
   gboolean coopmat_nv;                  /* VK_NV_cooperative_matrix */
-  guint coopmat_f16_shapes;             /* f16 x f16 -> f32 subgroup shapes the driver lists */
+  /* the f16 x f16 -> f32 subgroup-scope shapes each extension lists, as {M, N, K} */
+  guint8 coopmat_khr_shapes[EASEL_VULKAN_MAX_COOPMAT_SHAPES][3];
+  guint n_coopmat_khr_shapes;
+  guint8 coopmat_nv_shapes[EASEL_VULKAN_MAX_COOPMAT_SHAPES][3];
+  guint n_coopmat_nv_shapes;
   guint subgroup_size;
   guint64 max_storage_buffer_range;     /* the largest one binding may be */
   guint64 max_allocation;               /* maxMemoryAllocationSize */
@@ -42,6 +48,9 @@ GArray *easel_vulkan_list_devices (GError **error);
 /* The device a Vulkan backend runs on; NULL for any other backend. */
 typedef struct _EaselBackend EaselBackend;
 const EaselVulkanDeviceInfo *easel_backend_vulkan_device_info (EaselBackend *b);
+
+/* Whether the KHR (khr) or NV cooperative-matrix extension lists the f16 x f16 -> f32 shape M x N x K. */
+gboolean easel_vulkan_has_coopmat (const EaselVulkanDeviceInfo *info, gboolean khr, guint m, guint n, guint k);
 
 /* Names of the shader variants the backend would use on this device (NULL-terminated; transfer full). */
 char  **easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info);

@@ -81,6 +81,20 @@ bound_elem_size (EaselVkBackend *vb, const EaselTensor *t, int s)
   return easel_dtype_size (x->dtype);
 }
 
+/* The cooperative-matrix variant `coop` for a matrix op whose weight (source 1) is fp16, when the
+ * device runs one and no fp16 overflow forced the exact path; binds the overflow counter as binding
+ * 4. Else `plain`. */
+static EaselVkPipelineId
+matmul_variant (EaselVkBackend *vb, EaselTensor *t, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain)
+{
+  if (vb->exact || !is_matrix_f16 (vb, t, 1) || !easel_vk_pipeline_usable (vb->dev, &vb->pl, coop))
+    return plain;
+  /* atomic adds only: no ordering between dispatches needed, so not a tracked write */
+  A->a[A->n] = (EaselVkArg) { &vb->overflow, 0, vb->overflow.size, FALSE };
+  A->off[A->n++] = 0;
+  return coop;
+}
+
 static gboolean
 op_copy (EaselVkBackend *vb, EaselTensor *t, GError **error)
 {
@@ -118,8 +132,9 @@ op_linear (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.w_off = A.off[1];
   p.b_off = A.off[2];
   p.y_off = A.off[3];
-  return dispatch (vb, is_matrix_f16 (vb, t, 1) ? EASEL_VK_LINEAR_F16 : EASEL_VK_LINEAR_F32, &A, &p, sizeof p,
-                   p.N, p.M, 1, error);
+  EaselVkPipelineId id = matmul_variant (vb, t, &A, EASEL_VK_LINEAR_COOP,
+                                         is_matrix_f16 (vb, t, 1) ? EASEL_VK_LINEAR_F16 : EASEL_VK_LINEAR_F32);
+  return dispatch (vb, id, &A, &p, sizeof p, p.N, p.M, 1, error);
 }
 
 static gboolean
@@ -142,8 +157,9 @@ op_conv2d (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.w_off = A.off[1];
   p.b_off = A.off[2];
   p.y_off = A.off[3];
-  return dispatch (vb, is_matrix_f16 (vb, t, 1) ? EASEL_VK_CONV2D_F16 : EASEL_VK_CONV2D_F32, &A, &p, sizeof p,
-                   p.N, p.M, 1, error);
+  EaselVkPipelineId id = matmul_variant (vb, t, &A, EASEL_VK_CONV2D_COOP,
+                                         is_matrix_f16 (vb, t, 1) ? EASEL_VK_CONV2D_F16 : EASEL_VK_CONV2D_F32);
+  return dispatch (vb, id, &A, &p, sizeof p, p.N, p.M, 1, error);
 }
 
 static gboolean

@@ -25,6 +25,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   FLAT (EASEL_VK_BINARY_ADD, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_BINARY_MUL, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_CONCAT, 3, EaselVkConcatPush),
+  [EASEL_VK_CONV2D_COOP] = { 5, sizeof (EaselVkConv2dPush), { 128, 128, 1 }, FALSE },
   [EASEL_VK_CONV2D_F16] = { 4, sizeof (EaselVkConv2dPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_CONV2D_F32] = { 4, sizeof (EaselVkConv2dPush), { 64, 64, 1 }, FALSE },
   FLAT (EASEL_VK_COPY, 2, EaselVkCopyPush),
@@ -35,6 +36,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   FLAT (EASEL_VK_GROUP_NORM_APPLY, 5, EaselVkGroupNormApplyPush),
   [EASEL_VK_GROUP_STATS] = { 2, sizeof (EaselVkGroupNormPush), { 1, 1, 1 }, TRUE },
   [EASEL_VK_LAYER_NORM] = { 4, sizeof (EaselVkLayerNormPush), { 1, 1, 1 }, TRUE },
+  [EASEL_VK_LINEAR_COOP] = { 5, sizeof (EaselVkLinearPush), { 128, 128, 1 }, FALSE },
   [EASEL_VK_LINEAR_F16] = { 4, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_LINEAR_F32] = { 4, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
   FLAT (EASEL_VK_TIMESTEP_EMBEDDING, 2, EaselVkTimestepPush),
@@ -48,11 +50,12 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
 };
 #undef FLAT
 
-/* in enum order; the same strings as shaders/meson.build's variant list */
+/* in enum order; the same strings as shaders/meson.build's variant list, where names ending in
+ * "_coop" get the device's cooperative-matrix suffix (EaselVkDevice.coopmat) */
 static const char *const names[EASEL_VK_N_PIPELINES] = {
-  "attention", "attention_wide", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_f16", "conv2d_f32", "copy", "geglu",
-  "get_rows_f16", "get_rows_f32", "group_norm", "group_norm_apply", "group_stats", "layer_norm", "linear_f16",
-  "linear_f32", "timestep_embedding", "unary_gelu", "unary_gelu_tanh", "unary_quick_gelu", "unary_relu",
+  "attention", "attention_wide", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_coop", "conv2d_f16",
+  "conv2d_f32", "copy", "geglu", "get_rows_f16", "get_rows_f32", "group_norm", "group_norm_apply", "group_stats",
+  "layer_norm", "linear_coop", "linear_f16", "linear_f32", "timestep_embedding", "unary_gelu", "unary_gelu_tanh", "unary_quick_gelu", "unary_relu",
   "unary_scale", "unary_silu", "upsample_nearest",
 };
 
@@ -60,6 +63,21 @@ const char *
 easel_vk_pipeline_name (EaselVkPipelineId id)
 {
   return id < EASEL_VK_N_PIPELINES ? names[id] : "?";
+}
+
+static const EaselVkSpv *
+find_spv (const char *name)
+{
+  for (guint s = 0; s < G_N_ELEMENTS (easel_vk_spv_table); s++)
+    if (strcmp (easel_vk_spv_table[s].name, name) == 0)
+      return &easel_vk_spv_table[s];
+  return NULL;
+}
+
+gboolean
+easel_vk_spv_built_in (const char *name)
+{
+  return find_spv (name) != NULL;
 }
 
 static char *
@@ -82,18 +100,26 @@ easel_vk_pipelines_init (EaselVkDevice *dev, EaselVkPipelines *pl, GError **erro
   gsize size = 0;
 
   memset (pl, 0, sizeof *pl);
+  pl->split_a = g_strcmp0 (g_getenv ("EASEL_VULKAN_FP16_ACTIVATIONS"), "1") != 0;
   for (int id = 0; id < EASEL_VK_N_PIPELINES; id++) {
     EaselVkPipeline *p = &pl->p[id];
-    p->name = names[id];
+    gboolean coop = g_str_has_suffix (names[id], "_coop");
+    p->name = coop ? g_strdup_printf ("%s_%s", names[id], dev->coopmat ? dev->coopmat : "none") : g_strdup (names[id]);
     p->n_buffers = defs[id].n_buffers;
     p->push_size = defs[id].push_size;
     memcpy (p->wg, defs[id].wg, sizeof p->wg);
+    if (coop && g_strcmp0 (dev->coopmat, "khr8") == 0)   /* 64 x 64 tiles at 8x8x8 (shaders/meson.build) */
+      p->wg[0] = p->wg[1] = 64;
     p->flat = defs[id].flat;
-    for (guint s = 0; s < G_N_ELEMENTS (easel_vk_spv_table); s++)
-      if (strcmp (easel_vk_spv_table[s].name, names[id]) == 0) {
-        p->spv = easel_vk_spv_table[s].code;
-        p->spv_size = easel_vk_spv_table[s].size;
-      }
+    const EaselVkSpv *spv = find_spv (p->name);
+    if (spv) {
+      p->spv = spv->code;
+      p->spv_size = spv->size;
+    }
+    if (coop) {
+      p->failed = spv == NULL;           /* no cooperative matrices here: the plain variant */
+      continue;
+    }
     if (p->spv == NULL) {
       g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "vulkan: shader '%s' is not built in", names[id]);
       return FALSE;
@@ -164,7 +190,23 @@ easel_vk_pipelines_clear (EaselVkDevice *dev, EaselVkPipelines *pl)
   if (pl->set_layout)
     vkDestroyDescriptorSetLayout (dev->device, pl->set_layout, NULL);
   g_free (pl->cache_path);
+  for (int id = 0; id < EASEL_VK_N_PIPELINES; id++)
+    g_free (pl->p[id].name);
   memset (pl, 0, sizeof *pl);
+}
+
+gboolean
+easel_vk_pipeline_usable (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkPipelineId id)
+{
+  EaselVkPipeline *p = &pl->p[id];
+  g_autoptr(GError) error = NULL;
+  if (p->failed)
+    return FALSE;
+  if (p->pipeline || easel_vk_pipeline_get (dev, pl, id, &error))
+    return TRUE;
+  g_warning ("vulkan: %s is disabled, the scalar variant runs instead: %s", p->name, error->message);
+  p->failed = TRUE;
+  return FALSE;
 }
 
 EaselVkPipeline *
@@ -178,10 +220,13 @@ easel_vk_pipeline_get (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkPipeline
     .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = p->spv_size, .pCode = p->spv,
   };
   VK_TRY (vkCreateShaderModule (dev->device, &mi, NULL, &module));
+  /* the cooperative-matrix shaders' constant 0: SPLIT_A */
+  const VkSpecializationMapEntry entry = { 0, 0, sizeof (VkBool32) };
+  const VkSpecializationInfo spec = { 1, &entry, sizeof (VkBool32), &pl->split_a };
   const VkComputePipelineCreateInfo ci = {
     .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
     .stage = { .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-               .module = module, .pName = "main" },
+               .module = module, .pName = "main", .pSpecializationInfo = strstr (p->name, "_coop_") ? &spec : NULL },
     .layout = pl->layout,
   };
   VK_TRY (vkCreateComputePipelines (dev->device, pl->cache, 1, &ci, NULL, &p->pipeline));

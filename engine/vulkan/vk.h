@@ -17,6 +17,13 @@ G_BEGIN_DECLS
 #define EASEL_VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType) 1000506001)
 #define EASEL_VK_COMPONENT_TYPE_FLOAT16_KHR 0u
 #define EASEL_VK_COMPONENT_TYPE_FLOAT32_KHR 1u
+#define EASEL_VK_SCOPE_SUBGROUP_KHR 3u
+#define EASEL_VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType) 1000506000)
+typedef struct {
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+} EaselVkCooperativeMatrixFeaturesKHR;
 typedef struct {
   VkStructureType sType;
   void *pNext;
@@ -52,6 +59,8 @@ typedef struct {
   VkQueue queue;
   guint32 queue_family;
   gboolean weights_f16;                  /* matrix weights stored fp16 (the *_f16 variants) */
+  const char *coopmat;                   /* the cooperative-matrix variants' suffix ("khr", "khr8", "nv";
+                                          * NULL: none), its extension enabled on the device */
   PFN_vkSetDebugUtilsObjectNameEXT set_name;
   gatomicrefcount ref;
   GMutex queue_lock;                     /* vkQueueSubmit needs the queue externally synchronized */
@@ -111,6 +120,7 @@ typedef enum {
   EASEL_VK_BINARY_ADD,
   EASEL_VK_BINARY_MUL,
   EASEL_VK_CONCAT,
+  EASEL_VK_CONV2D_COOP,                  /* cooperative-matrix variants: chosen per device */
   EASEL_VK_CONV2D_F16,
   EASEL_VK_CONV2D_F32,
   EASEL_VK_COPY,
@@ -121,6 +131,7 @@ typedef enum {
   EASEL_VK_GROUP_NORM_APPLY,
   EASEL_VK_GROUP_STATS,
   EASEL_VK_LAYER_NORM,
+  EASEL_VK_LINEAR_COOP,
   EASEL_VK_LINEAR_F16,
   EASEL_VK_LINEAR_F32,
   EASEL_VK_TIMESTEP_EMBEDDING,
@@ -138,7 +149,7 @@ typedef enum {
 #define EASEL_VK_PUSH_MAX 128
 
 typedef struct {
-  const char *name;                      /* the variant's name in shaders/meson.build */
+  char *name;                            /* the variant's name in shaders/meson.build (owned) */
   guint n_buffers;                       /* bindings 0 .. n-1, the output last */
   guint push_size;                       /* sizeof the C mirror of the push block */
   guint wg[3];                           /* elements per workgroup on each axis */
@@ -146,6 +157,7 @@ typedef struct {
   const guint32 *spv;
   gsize spv_size;
   VkPipeline pipeline;                   /* VK_NULL_HANDLE until the first dispatch */
+  gboolean failed;                       /* an optional variant the driver would not build: never again */
 } EaselVkPipeline;
 
 typedef struct {
@@ -153,6 +165,8 @@ typedef struct {
   VkPipelineLayout layout;
   VkPipelineCache cache;
   char *cache_path;
+  VkBool32 split_a;                      /* cooperative-matrix products on hi + lo fp16 halves (matmul_coop.glsl;
+                                          * $EASEL_VULKAN_FP16_ACTIVATIONS=1: hi only) */
   EaselVkPipeline p[EASEL_VK_N_PIPELINES];
 } EaselVkPipelines;
 
@@ -161,6 +175,12 @@ void             easel_vk_pipelines_clear (EaselVkDevice *dev, EaselVkPipelines 
 EaselVkPipeline *easel_vk_pipeline_get    (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkPipelineId id,
                                            GError **error);
 const char      *easel_vk_pipeline_name   (EaselVkPipelineId id);
+/* An optional variant (cooperative matrix) the device can run: built now if it was not; FALSE, with a
+ * warning the first time, when it is absent or the driver fails to build it (the caller uses the
+ * plain variant instead). */
+gboolean         easel_vk_pipeline_usable (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkPipelineId id);
+/* Whether the library embeds the SPIR-V variant `name` (shaders/meson.build). */
+gboolean         easel_vk_spv_built_in    (const char *name);
 
 /* --- cmd.c ---------------------------------------------------------------------------------- */
 
@@ -215,6 +235,10 @@ typedef struct {
   GHashTable *fits_f16;                  /* const void *data -> 1: stored as fp16 keeps it, 2: it does not */
   GHashTable *fingerprints;              /* const void *data -> guint64 *: what the caches above hold for it */
   gboolean lossy_f16;                    /* $EASEL_VULKAN_LOSSY_F16: round fp32 weights to fp16 anyway */
+  EaselVkBuffer overflow;                /* one word the cooperative-matrix shaders count fp16 overflows in */
+  gboolean exact;                        /* record with the fp32 matrix shaders only (after an overflow) */
+  EaselGraph *last;                      /* the graph of the last compute, for a rerun in fp32 */
+  guint overflow_reruns;                 /* graphs run again in fp32 after an fp16 overflow */
 } EaselVkBackend;
 
 typedef struct {
