@@ -11,7 +11,7 @@ layout (push_constant) uniform Push {    /* == EaselVkConv2dPush */
   uint h, w, kh, kw;
   uint stride, pad_h, pad_w, out_h;
   uint out_w, x_off, w_off, b_off;
-  uint y_off, has_bias;
+  uint y_off, has_bias, vec;             /* vec: K, w_off multiples of 8 (matmul_coop.glsl) */
 } p;
 layout (binding = 0) readonly buffer X { ACT_T x[]; };
 layout (binding = 1) readonly buffer Wt { WEIGHT_T wt[]; };
@@ -32,6 +32,10 @@ load_a (uint m, uint k)
 }
 
 float load_b (uint n, uint k) { return float (wt[p.w_off + n * p.K + k]); }
+#ifdef COOP
+layout (binding = 1) readonly buffer W8 { uvec4 w8[]; };
+uvec4 load_b8 (uint n, uint k) { return w8[(p.w_off + n * p.K + k) / 8u]; }
+#endif
 
 void
 store_c (uint m, uint n, float v)
@@ -50,5 +54,9 @@ store_c (uint m, uint n, float v)
 void
 main ()
 {
+  #ifdef COOP
+  matmul_main (p.M, p.N, p.K, p.vec != 0u);
+#else
   matmul_main (p.M, p.N, p.K);
+#endif
 }

@@ -7,7 +7,7 @@
 layout (push_constant) uniform Push {    /* == EaselVkLinearPush */
   uint M, N, K, ldw;
   uint x_off, w_off, b_off, y_off;
-  uint has_bias;
+  uint has_bias, vec;                   /* vec: K, ldw, x_off, w_off multiples of 8 (matmul_coop.glsl) */
 } p;
 layout (binding = 0) readonly buffer X { ACT_T x[]; };
 layout (binding = 1) readonly buffer W { WEIGHT_T w[]; };
@@ -16,6 +16,12 @@ layout (binding = 3) writeonly buffer Y { ACT_T y[]; };
 
 float load_a (uint m, uint k) { return float (x[p.x_off + m * p.K + k]); }
 float load_b (uint n, uint k) { return float (w[p.w_off + n * p.ldw + k]); }
+#ifdef COOP
+layout (binding = 0) readonly buffer X4 { vec4 x4[]; };
+layout (binding = 1) readonly buffer W8 { uvec4 w8[]; };
+vec4 load_a4 (uint m, uint k) { return x4[(p.x_off + m * p.K + k) / 4u]; }
+uvec4 load_b8 (uint n, uint k) { return w8[(p.w_off + n * p.ldw + k) / 8u]; }
+#endif
 void store_c (uint m, uint n, float v) { y[p.y_off + m * p.N + n] = ACT_T (p.has_bias != 0u ? v + bias[p.b_off + n] : v); }
 
 #ifdef COOP
@@ -27,5 +33,9 @@ void store_c (uint m, uint n, float v) { y[p.y_off + m * p.N + n] = ACT_T (p.has
 void
 main ()
 {
+  #ifdef COOP
+  matmul_main (p.M, p.N, p.K, p.vec != 0u);
+#else
   matmul_main (p.M, p.N, p.K);
+#endif
 }

@@ -2,7 +2,10 @@
  * matrices (tensor cores): C (M, N) = A (M, K) · B (N, K)ᵀ with fp16 operands and fp32
  * accumulation. The including shader defines load_a (m, k), load_b (n, k) (both 0 outside the
  * matrix), store_c (m, n, value), and A_COL when consecutive m of A are adjacent in memory (conv:
- * the staging loads then run along m) — otherwise along k (linear: rows of x).
+ * the staging loads then run along m) — otherwise along k (linear: rows of x), and then also
+ * load_a4 (m, k) (x[m, k .. k+3] as a vec4) and load_b8 (n, k) (w[n, k .. k+7] as 8 packed halves),
+ * which matmul_main uses when its `vec` argument says they are aligned and in bounds (K a multiple
+ * of 8 and 16-byte aligned rows; the caller checks).
  *
  * One source, two spellings: GL_NV_cooperative_matrix (what Debian 12's glslc compiles; the KHR
  * variants are this SPIR-V rewritten, shaders/meson.build) or, with -DCOOPMAT_KHR, the
@@ -12,9 +15,11 @@
  * BM x BN tile of C, walking K in steps of BK through shared memory (fp32 -> fp16 as it is
  * staged; the next step's global reads are issued before this step's products); subgroup w owns
  * WM x WN fragments at fragment row (w / WARPS_N) · WM, column (w % WARPS_N) · WN.
+ * Staged rows are padded by 8 halves, so that the fragment loads of 8 rows x 16 bytes hit
+ * distinct banks.
  *
- * Precision: B (fp16 weights) is exact; A (fp32 activations) is staged as two fp16 halves, hi =
- * fp16 (a) and lo = fp16 (a - hi), and both are multiplied (A·B = hi·B + lo·B): 22 of fp32's 24
+ * Precision: B (fp16 weights) is exact; A (fp32 activations) is staged as two fp16 halves, hi (a
+ * with its mantissa cut to 10 bits) and lo = fp16 (a - hi), and both are multiplied (A·B = hi·B + lo·B): 22 of fp32's 24
  * mantissa bits at twice the tensor work, so the results stay within the fp32 engine's tolerances
  * (one fp16 rounding per product was 5-50x beyond them on the tiny reference models). The
  * specialization constant SPLIT_A = false stages hi only, for measurements of that trade.
@@ -69,52 +74,106 @@ layout (local_size_x = 256) in;
 layout (binding = 4) buffer Overflow { uint overflow; };
 layout (constant_id = 0) const bool SPLIT_A = true;
 
-/* A staged [k][m] (A_COL) or [m][k]; B [n][k]; rows padded by 8 halves (16 bytes) */
+/* Staging, rows padded by 8 halves (16 bytes: conflict-free fragment loads):
+ *   B [n][k] in units of 8 halves (uvec4), each invocation B_UNITS of them per step;
+ *   A [m][k] in units of 4 halves (uvec2; hi and lo), A_UNITS per step, or with A_COL
+ *   [k][m] in single halves, A_LOADS per step. */
+#define B_STRIDE (BK + 8)
+#define B_UNITS (BN * BK / 8 / 256)
+shared uvec4 Bs[BN * B_STRIDE / 8];
 #ifdef A_COL
 #define A_STRIDE (BM + 8)
-#define A_AT(m, k) ((k) * A_STRIDE + (m))
+#define A_LOADS (BM * BK / 256)
+shared float16_t As[BK * A_STRIDE];
+shared float16_t Al[BK * A_STRIDE];      /* the lo halves */
 #else
 #define A_STRIDE (BK + 8)
-#define A_AT(m, k) ((m) * A_STRIDE + (k))
+#define A_UNITS (BM * BK / 4 / 256)
+shared uvec2 As[BM * A_STRIDE / 4];
+shared uvec2 Al[BM * A_STRIDE / 4];
 #endif
-#define B_STRIDE (BK + 8)
-#define A_LOADS (BM * BK / 256)
-#define B_LOADS (BN * BK / 256)
-
-#ifdef A_COL
-#define A_SIZE (BK * A_STRIDE)
-#else
-#define A_SIZE (BM * A_STRIDE)
-#endif
-shared float16_t As[A_SIZE];
-shared float16_t Al[A_SIZE];             /* the lo halves */
-shared float16_t Bs[BN * B_STRIDE];
 shared float Cs[N_WARPS * TM * TN];
 
-/* element s of this invocation's share of the A / B staging: (row, k) within the tile */
-void
-a_slot (uint s, out uint m, out uint k)
-{
-  const uint e = gl_LocalInvocationID.x + 256u * s;
-#ifdef A_COL
-  m = e % BM;
-  k = e / BM;
-#else
-  k = e % BK;
-  m = e / BK;
-#endif
-}
-
+/* unit s of this invocation's share of a step: (row, first k) within the tile */
 void
 b_slot (uint s, out uint n, out uint k)
 {
   const uint e = gl_LocalInvocationID.x + 256u * s;
-  k = e % BK;
-  n = e / BK;
+  n = e / (BK / 8);
+  k = e % (BK / 8) * 8;
 }
 
+/* 8 halves of w[n0 + n, k0 + k ..] */
+uvec4
+fetch_b (uint N, uint K, bool vec, uint n, uint k)
+{
+  if (n >= N)
+    return uvec4 (0);
+  if (vec)
+    return k < K ? load_b8 (n, k) : uvec4 (0);
+  float v[8];
+  [[unroll]] for (uint i = 0; i < 8; i++)
+    v[i] = k + i < K ? load_b (n, k + i) : 0.0;
+  return uvec4 (packFloat2x16 (f16vec2 (v[0], v[1])), packFloat2x16 (f16vec2 (v[2], v[3])),
+                packFloat2x16 (f16vec2 (v[4], v[5])), packFloat2x16 (f16vec2 (v[6], v[7])));
+}
+
+/* fp32 -> fp16 for staging: saturated (counted in `big`), and split into hi (the mantissa cut to
+ * fp16's 10 bits, by bits so that no compiler folds fp32 (fp16 (a)) back into a: exact in fp16 in
+ * its normal range) and lo (the exact rest, rounded) */
+vec4
+saturate_a (vec4 v, inout bool big)
+{
+  big = big || any (greaterThan (abs (v), vec4 (65504.0)));
+  return clamp (v, vec4 (-65504.0), vec4 (65504.0));
+}
+
+vec4
+hi_part (vec4 v)
+{
+  return SPLIT_A ? uintBitsToFloat (floatBitsToUint (v) & uvec4 (0xffffe000u)) : v;
+}
+
+#ifdef A_COL
 void
-matmul_main (uint M, uint N, uint K)
+a_slot (uint s, out uint m, out uint k)
+{
+  const uint e = gl_LocalInvocationID.x + 256u * s;
+  m = e % BM;
+  k = e / BM;
+}
+#else
+void
+a_slot (uint s, out uint m, out uint k)
+{
+  const uint e = gl_LocalInvocationID.x + 256u * s;
+  m = e / (BK / 4);
+  k = e % (BK / 4) * 4;
+}
+
+/* x[m, k .. k+3] */
+vec4
+fetch_a4 (uint M, uint K, bool vec, uint m, uint k)
+{
+  if (m >= M)
+    return vec4 (0.0);
+  if (vec)
+    return k < K ? load_a4 (m, k) : vec4 (0.0);
+  vec4 v;
+  [[unroll]] for (uint i = 0; i < 4; i++)
+    v[i] = k + i < K ? load_a (m, k + i) : 0.0;
+  return v;
+}
+
+uvec2
+pack4 (vec4 v)
+{
+  return uvec2 (packFloat2x16 (f16vec2 (v.xy)), packFloat2x16 (f16vec2 (v.zw)));
+}
+#endif
+
+void
+matmul_main (uint M, uint N, uint K, bool vec)
 {
   const uint warp = gl_SubgroupID;
   const uint fm0 = (warp / WARPS_N) * WM, fn0 = (warp % WARPS_N) * WN;
@@ -124,77 +183,98 @@ matmul_main (uint M, uint N, uint K)
     [[unroll]] for (uint j = 0; j < WN; j++)
       acc[i][j] = MAT_C (0.0);
 
-  float ra[A_LOADS];
-  float rb[B_LOADS];
   bool big = false;
-  [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
-    uint m, k;
-    a_slot (s, m, k);
-    ra[s] = (m0 + m < M && k < K) ? load_a (m0 + m, k) : 0.0;
-  }
-  [[unroll]] for (uint s = 0; s < B_LOADS; s++) {
-    uint n, k;
-    b_slot (s, n, k);
-    rb[s] = (n0 + n < N && k < K) ? load_b (n0 + n, k) : 0.0;
-  }
-
+  uvec4 rb[B_UNITS];
+#ifdef A_COL
+  float ra[A_LOADS];
+#else
+  vec4 ra[A_UNITS];
+#endif
   for (uint k0 = 0; k0 < K; k0 += BK) {
+    if (k0 == 0) {                       /* the first step's reads; later ones are prefetched below */
+      [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
+        uint n, k;
+        b_slot (s, n, k);
+        rb[s] = fetch_b (N, K, vec, n0 + n, k);
+      }
+#ifdef A_COL
+      [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
+        uint m, k;
+        a_slot (s, m, k);
+        ra[s] = (m0 + m < M && k < K) ? load_a (m0 + m, k) : 0.0;
+      }
+#else
+      [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
+        uint m, k;
+        a_slot (s, m, k);
+        ra[s] = fetch_a4 (M, K, vec, m0 + m, k);
+      }
+#endif
+    }
     barrier ();                          /* the last step's products have read the staging */
+    [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
+      uint n, k;
+      b_slot (s, n, k);
+      Bs[(n * B_STRIDE + k) / 8] = rb[s];
+    }
+#ifdef A_COL
     [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
       uint m, k;
       a_slot (s, m, k);
-      big = big || abs (ra[s]) > 65504.0;
-      const float a = clamp (ra[s], -65504.0, 65504.0);
-      if (SPLIT_A) {
-        /* hi: a with its mantissa cut to fp16's 10 bits (exact in fp16 in its normal range), by bits so
-         * that no compiler folds fp32 (fp16 (a)) back into a; lo: the exact rest, rounded */
-        const float hi = uintBitsToFloat (floatBitsToUint (a) & 0xffffe000u);
-        As[A_AT (m, k)] = float16_t (hi);
-        Al[A_AT (m, k)] = float16_t (a - hi);
-      } else {
-        As[A_AT (m, k)] = float16_t (a);
-      }
+      const float a = saturate_a (vec4 (ra[s]), big).x, hi = hi_part (vec4 (a)).x;
+      As[k * A_STRIDE + m] = float16_t (hi);
+      if (SPLIT_A)
+        Al[k * A_STRIDE + m] = float16_t (a - hi);
     }
-    [[unroll]] for (uint s = 0; s < B_LOADS; s++) {
-      uint n, k;
-      b_slot (s, n, k);
-      Bs[n * B_STRIDE + k] = float16_t (rb[s]);
+#else
+    [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
+      uint m, k;
+      a_slot (s, m, k);
+      const vec4 a = saturate_a (ra[s], big), hi = hi_part (a);
+      As[(m * A_STRIDE + k) / 4] = pack4 (hi);
+      if (SPLIT_A)
+        Al[(m * A_STRIDE + k) / 4] = pack4 (a - hi);
     }
+#endif
     barrier ();
     if (k0 + BK < K) {                   /* the next step's reads, in flight during the products */
       const uint k1 = k0 + BK;
+      [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
+        uint n, k;
+        b_slot (s, n, k);
+        rb[s] = fetch_b (N, K, vec, n0 + n, k1 + k);
+      }
+#ifdef A_COL
       [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
         uint m, k;
         a_slot (s, m, k);
         ra[s] = (m0 + m < M && k1 + k < K) ? load_a (m0 + m, k1 + k) : 0.0;
       }
-      [[unroll]] for (uint s = 0; s < B_LOADS; s++) {
-        uint n, k;
-        b_slot (s, n, k);
-        rb[s] = (n0 + n < N && k1 + k < K) ? load_b (n0 + n, k1 + k) : 0.0;
+#else
+      [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
+        uint m, k;
+        a_slot (s, m, k);
+        ra[s] = fetch_a4 (M, K, vec, m0 + m, k1 + k);
       }
+#endif
     }
     [[unroll]] for (uint kk = 0; kk < BK; kk += TK) {
       MAT_A a[WM];
       MAT_B b[WN];
-      [[unroll]] for (uint i = 0; i < WM; i++) {
-#ifdef A_COL
-        coop_load (a[i], As, A_AT ((fm0 + i) * TM, kk), A_STRIDE, true);
-#else
-        coop_load (a[i], As, A_AT ((fm0 + i) * TM, kk), A_STRIDE, false);
-#endif
-      }
       [[unroll]] for (uint j = 0; j < WN; j++)
-        coop_load (b[j], Bs, (fn0 + j) * TN * B_STRIDE + kk, B_STRIDE, true);   /* Bᵀ: K x N, column-major */
-      [[unroll]] for (uint i = 0; i < WM; i++)
-        [[unroll]] for (uint j = 0; j < WN; j++)
-          acc[i][j] = coop_mul_add (a[i], b[j], acc[i][j]);
-      if (SPLIT_A) {
+        coop_load (b[j], Bs, ((fn0 + j) * TN * B_STRIDE + kk) / 8, B_STRIDE / 8, true);   /* Bᵀ: K x N, column-major */
+      [[unroll]] for (uint h = 0; h < (SPLIT_A ? 2 : 1); h++) {
         [[unroll]] for (uint i = 0; i < WM; i++) {
 #ifdef A_COL
-          coop_load (a[i], Al, A_AT ((fm0 + i) * TM, kk), A_STRIDE, true);
+          if (h == 0)
+            coop_load (a[i], As, kk * A_STRIDE + (fm0 + i) * TM, A_STRIDE, true);
+          else
+            coop_load (a[i], Al, kk * A_STRIDE + (fm0 + i) * TM, A_STRIDE, true);
 #else
-          coop_load (a[i], Al, A_AT ((fm0 + i) * TM, kk), A_STRIDE, false);
+          if (h == 0)
+            coop_load (a[i], As, ((fm0 + i) * TM * A_STRIDE + kk) / 4, A_STRIDE / 4, false);
+          else
+            coop_load (a[i], Al, ((fm0 + i) * TM * A_STRIDE + kk) / 4, A_STRIDE / 4, false);
 #endif
         }
         [[unroll]] for (uint i = 0; i < WM; i++)

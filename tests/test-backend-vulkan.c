@@ -211,6 +211,11 @@ test_linear (void)
   g_autofree guint16 *w1h = to_f16 (w1, 3000);
   Case c1 = { 2, { 1, 1000 }, x1, .wdtype = EASEL_DTYPE_F16, .w = w1h, .wshape = { 3, 1000 } };
   compare ("linear, 1 x 1000 -> 3", build_linear, &c1, NMSE_SAME);
+  /* K and N multiples of 8, M past a tile: the cooperative-matrix shaders' vector loads */
+  g_autofree float *x2 = random_floats (r, 150 * 96, 1), *w2 = random_floats (r, 136 * 96, 0.1), *b2 = random_floats (r, 136, 1);
+  g_autofree guint16 *w2h = to_f16 (w2, 136 * 96);
+  Case c2 = { 2, { 150, 96 }, x2, .wdtype = EASEL_DTYPE_F16, .w = w2h, .b = b2, .wshape = { 136, 96 } };
+  compare ("linear, 150 x 96 -> 136", build_linear, &c2, NMSE_SAME);
 }
 
 /* --- conv2d ------------------------------------------------------------------------------------- */

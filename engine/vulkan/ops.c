@@ -134,6 +134,7 @@ op_linear (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.y_off = A.off[3];
   EaselVkPipelineId id = matmul_variant (vb, t, &A, EASEL_VK_LINEAR_COOP,
                                          is_matrix_f16 (vb, t, 1) ? EASEL_VK_LINEAR_F16 : EASEL_VK_LINEAR_F32);
+  p.vec = p.K % 8 == 0 && p.ldw % 8 == 0 && p.x_off % 8 == 0 && p.w_off % 8 == 0;
   return dispatch (vb, id, &A, &p, sizeof p, p.N, p.M, 1, error);
 }
 
@@ -159,6 +160,7 @@ op_conv2d (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.y_off = A.off[3];
   EaselVkPipelineId id = matmul_variant (vb, t, &A, EASEL_VK_CONV2D_COOP,
                                          is_matrix_f16 (vb, t, 1) ? EASEL_VK_CONV2D_F16 : EASEL_VK_CONV2D_F32);
+  p.vec = p.K % 8 == 0 && p.w_off % 8 == 0;
   return dispatch (vb, id, &A, &p, sizeof p, p.N, p.M, 1, error);
 }
 
