@@ -132,6 +132,14 @@ const EaselStTensor *easel_lora_stack_current (const EaselLoraStack *s, const Ea
  * run-time adapters were added. */
 gboolean easel_lora_stack_effective_rows (const EaselLoraStack *s, const EaselPatchTarget *target, float *rows);
 
+/* Writes a random kohya-form LoRA (F16, rank `rank`, alpha rank / 2) for the given networks to path:
+ * a module per patch target of the text encoders and of the UNet's transformers (what kohya's
+ * networks.lora trains), and with convs every UNet weight, 3x3 convs included (LoCon). down is
+ * uniform with variance 1/in, up uniform in [-0.02, 0.02): a LoRA's usual small effect. For
+ * benchmarks; *n_modules (may be NULL): modules written. */
+gboolean easel_lora_make_random (EaselUnet *unet, EaselClip *te1, EaselClip *te2, gint64 rank, gboolean convs,
+                                 guint64 seed, const char *path, guint *n_modules, GError **error);
+
 /* --- the delta of one module (tests, tools) ---------------------------------------------------- */
 
 /* The module whose key stem (the key without its last parts, e.g. "lora_unet_mid_block_attentions_0_proj_in")
