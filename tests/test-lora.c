@@ -542,7 +542,7 @@ test_runtime (void)
   EaselPatchTarget *lin[2] = { tk, tq };
   const char *lin_keys[2] = { "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_k",
                               "lora_te_text_model_encoder_layers_0_self_attn_q_proj" };
-  g_autofree float *la[2], *lb[2];
+  float *la[2], *lb[2], *ca[2], *cb[2];   /* freed at the end */
   for (int i = 0; i < 2; i++) {
     const gint64 ds[2] = { R, lin[i]->cols }, us[2] = { lin[i]->rows, R };
     la[i] = rnd (r, R * lin[i]->cols);
@@ -556,7 +556,6 @@ test_runtime (void)
   }
   /* LoCon on two 3x3 convs (stride 1 and 2), no alpha */
   const char *conv_keys[2] = { "lora_unet_down_blocks_1_resnets_0_conv1", "lora_unet_down_blocks_0_downsamplers_0_conv" };
-  g_autofree float *ca[2], *cb[2];
   for (int i = 0; i < 2; i++) {
     gint64 co = conv[i]->rows, ci = conv[i]->cols / 9;
     const gint64 ds[4] = { R, ci, 3, 3 }, us[4] = { co, R, 1, 1 };
@@ -651,6 +650,12 @@ test_runtime (void)
   g_assert_cmpmem (u0, nu * sizeof (float), u2, nu * sizeof (float));
   g_assert_cmpmem (t0, nt * sizeof (float), t2, nt * sizeof (float));
   g_clear_pointer (&s, easel_lora_stack_free);
+  for (int i = 0; i < 2; i++) {
+    g_free (la[i]);
+    g_free (lb[i]);
+    g_free (ca[i]);
+    g_free (cb[i]);
+  }
   model_close (&m);
 }
 
