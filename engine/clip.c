@@ -109,6 +109,8 @@ typedef struct {
   const EaselStTensor *ln1_w, *ln1_b, *ln2_w, *ln2_b;
   const EaselStTensor *qkv_w, *qkv_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *out_w, *out_b;
   const EaselStTensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+  /* run-time LoRA adapters of the projections (patch.h; NULL: none) */
+  const EaselPatchLowRank *qkv_lr, *q_lr, *k_lr, *v_lr, *out_lr, *fc1_lr, *fc2_lr;
 } Layer;
 
 typedef enum { D_C = -2, D_3C = -3, D_F = -4 } Dim; /* sizes in a spec: resolved from the config */
@@ -237,7 +239,8 @@ bind_patched (gpointer slot, const EaselStTensor *t)
 }
 
 static void
-add_target (EaselClip *clip, const EaselStTensor **slot, int layer, const char *module, gint64 row0, gint64 rows)
+add_target (EaselClip *clip, const EaselStTensor **slot, const EaselPatchLowRank **lowrank, int layer,
+            const char *module, gint64 row0, gint64 rows)
 {
   EaselPatchTarget *t = g_new0 (EaselPatchTarget, 1);
   t->module = g_strdup_printf ("text_model.encoder.layers.%d.%s", layer, module);
@@ -245,6 +248,7 @@ add_target (EaselClip *clip, const EaselStTensor **slot, int layer, const char *
   t->rows = rows;
   t->slot = (gpointer)slot;
   t->bind = bind_patched;
+  t->lowrank = lowrank;
   easel_patch_target_set_stored (t, *slot);
   g_ptr_array_add (clip->targets, t);
 }
@@ -253,25 +257,29 @@ static void
 add_layer_targets (EaselClip *clip, int i)
 {
   static const struct {
-    gsize offset;
+    gsize offset, lr;
     const char *module;
   } linear[] = {
-    { offsetof (Layer, q_w), "self_attn.q_proj" },   { offsetof (Layer, k_w), "self_attn.k_proj" },
-    { offsetof (Layer, v_w), "self_attn.v_proj" },   { offsetof (Layer, out_w), "self_attn.out_proj" },
-    { offsetof (Layer, fc1_w), "mlp.fc1" },          { offsetof (Layer, fc2_w), "mlp.fc2" },
+    { offsetof (Layer, q_w), offsetof (Layer, q_lr), "self_attn.q_proj" },
+    { offsetof (Layer, k_w), offsetof (Layer, k_lr), "self_attn.k_proj" },
+    { offsetof (Layer, v_w), offsetof (Layer, v_lr), "self_attn.v_proj" },
+    { offsetof (Layer, out_w), offsetof (Layer, out_lr), "self_attn.out_proj" },
+    { offsetof (Layer, fc1_w), offsetof (Layer, fc1_lr), "mlp.fc1" },
+    { offsetof (Layer, fc2_w), offsetof (Layer, fc2_lr), "mlp.fc2" },
   };
   Layer *l = &clip->layers[i];
   gint64 C = clip->cfg.width;
 
   for (gsize k = 0; k < G_N_ELEMENTS (linear); k++) {
     const EaselStTensor **slot = (const EaselStTensor **)((guint8 *)l + linear[k].offset);
+    const EaselPatchLowRank **lr = (const EaselPatchLowRank **)((guint8 *)l + linear[k].lr);
     if (*slot)
-      add_target (clip, slot, i, linear[k].module, 0, (*slot)->shape[0]);
+      add_target (clip, slot, lr, i, linear[k].module, 0, (*slot)->shape[0]);
   }
   if (l->qkv_w) {
-    add_target (clip, &l->qkv_w, i, "self_attn.q_proj", 0, C);
-    add_target (clip, &l->qkv_w, i, "self_attn.k_proj", C, C);
-    add_target (clip, &l->qkv_w, i, "self_attn.v_proj", 2 * C, C);
+    add_target (clip, &l->qkv_w, &l->qkv_lr, i, "self_attn.q_proj", 0, C);
+    add_target (clip, &l->qkv_w, &l->qkv_lr, i, "self_attn.k_proj", C, C);
+    add_target (clip, &l->qkv_w, &l->qkv_lr, i, "self_attn.v_proj", 2 * C, C);
   }
 }
 
@@ -569,18 +577,18 @@ self_attention (EaselClip *clip, EaselGraph *g, const Layer *l, EaselTensor *h)
   EaselTensor *q, *k, *v;
 
   if (clip->cfg.fused_qkv) {
-    EaselTensor *qkv = easel_op_linear (g, h, W (l->qkv_w), W (l->qkv_b));
+    EaselTensor *qkv = easel_patch_linear (g, h, W (l->qkv_w), W (l->qkv_b), l->qkv_lr);
     q = easel_op_slice (g, qkv, 2, 0, C);
     k = easel_op_slice (g, qkv, 2, C, C);
     v = easel_op_slice (g, qkv, 2, 2 * C, C);
   } else {
-    q = easel_op_linear (g, h, W (l->q_w), W (l->q_b));
-    k = easel_op_linear (g, h, W (l->k_w), W (l->k_b));
-    v = easel_op_linear (g, h, W (l->v_w), W (l->v_b));
+    q = easel_patch_linear (g, h, W (l->q_w), W (l->q_b), l->q_lr);
+    k = easel_patch_linear (g, h, W (l->k_w), W (l->k_b), l->k_lr);
+    v = easel_patch_linear (g, h, W (l->v_w), W (l->v_b), l->v_lr);
   }
   float scale = 1.0f / sqrtf ((float)(C / clip->cfg.heads));
   EaselTensor *a = easel_op_attention (g, q, k, v, clip->cfg.heads, scale, TRUE);
-  return easel_op_linear (g, a, W (l->out_w), W (l->out_b));
+  return easel_patch_linear (g, a, W (l->out_w), W (l->out_b), l->out_lr);
 }
 
 /* One pre-LN transformer layer: x (B, L, C) -> (B, L, C). */
@@ -589,9 +597,9 @@ layer_forward (EaselClip *clip, EaselGraph *g, const Layer *l, EaselTensor *x)
 {
   float eps = clip->cfg.eps;
   x = easel_op_add (g, x, self_attention (clip, g, l, easel_op_layer_norm (g, x, W (l->ln1_w), W (l->ln1_b), eps)));
-  EaselTensor *h
-    = easel_op_linear (g, easel_op_layer_norm (g, x, W (l->ln2_w), W (l->ln2_b), eps), W (l->fc1_w), W (l->fc1_b));
-  h = easel_op_linear (g, easel_op_unary (g, clip->cfg.act, h), W (l->fc2_w), W (l->fc2_b));
+  EaselTensor *n = easel_op_layer_norm (g, x, W (l->ln2_w), W (l->ln2_b), eps);
+  EaselTensor *h = easel_patch_linear (g, n, W (l->fc1_w), W (l->fc1_b), l->fc1_lr);
+  h = easel_patch_linear (g, easel_op_unary (g, clip->cfg.act, h), W (l->fc2_w), W (l->fc2_b), l->fc2_lr);
   return easel_op_add (g, x, h);
 }
 

@@ -540,14 +540,17 @@ typedef struct {
   guint module;
   EaselPatchTarget *target;
   float strength;
+  gboolean runtime;           /* applied by a run-time adapter, not merged */
 } Contribution;
 
 typedef struct {
   gpointer slot;
-  EaselPatchTarget *first;    /* any target of the slot: bind() and the stored weight */
+  EaselPatchTarget *first;    /* any target of the slot: bind(), lowrank and the stored weight */
   GArray *contributions;      /* Contribution, in the order the set lists them */
-  float *data;                /* the patched F32 copy (NULL: not built yet) */
+  void *data;                 /* the merged copy (NULL: nothing merged, or not built yet) */
   EaselStTensor st;           /* describes data */
+  float *lr_data;             /* the run-time adapters' down and up, one allocation (NULL: none) */
+  EaselPatchLowRank lr;       /* describes lr_data */
 } Patched;
 
 static void
@@ -558,6 +561,7 @@ patched_free (gpointer data)
     return;
   g_array_unref (p->contributions);
   g_free (p->data);
+  g_free (p->lr_data);
   g_free (p);
 }
 
@@ -568,7 +572,62 @@ struct _EaselLoraStack {
   GHashTable *patched;                          /* slot -> Patched* */
   GPtrArray *loras;                             /* refs on the LoRAs of the current set */
   guint n_rebuilt;
+  EaselLoraMode mode;
+  gboolean merge_round;                         /* merged copies rounded to the file's dtype (else F32) */
 };
+
+gboolean
+easel_lora_mode_parse (const char *text, EaselLoraMode *mode)
+{
+  if (text && g_ascii_strcasecmp (text, "merge") == 0)
+    *mode = EASEL_LORA_MODE_MERGE;
+  else if (text && g_ascii_strcasecmp (text, "runtime") == 0)
+    *mode = EASEL_LORA_MODE_RUNTIME;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+const char *
+easel_lora_mode_name (EaselLoraMode mode)
+{
+  return mode == EASEL_LORA_MODE_RUNTIME ? "runtime" : "merge";
+}
+
+EaselLoraMode
+easel_lora_mode_default (const char *backend_name)
+{
+  EaselLoraMode mode;
+  const char *env = g_getenv ("EASEL_LORA_MODE");
+  if (env && *env && easel_lora_mode_parse (env, &mode))
+    return mode;
+  if (env && *env)
+    g_warning ("EASEL_LORA_MODE=%s is neither merge nor runtime; ignored", env);
+  /* docs/performance.md, LoRA: on the CPU a merge (seconds, once per change) costs less than the
+   * adapters' few percent on every 12 s step; on Vulkan the merged copies are fp32 on the device
+   * and re-uploaded at every change, while the adapters add a few percent to a 0.45 s step */
+  if (g_strcmp0 (backend_name, "vulkan") == 0)
+    return EASEL_LORA_MODE_RUNTIME;
+  return EASEL_LORA_MODE_MERGE;
+}
+
+void
+easel_lora_stack_set_mode (EaselLoraStack *s, EaselLoraMode mode)
+{
+  s->mode = mode;
+}
+
+EaselLoraMode
+easel_lora_stack_get_mode (const EaselLoraStack *s)
+{
+  return s->mode;
+}
+
+void
+easel_lora_stack_set_merge_round (EaselLoraStack *s, gboolean merge_round)
+{
+  s->merge_round = merge_round;
+}
 
 static void
 index_targets (GHashTable *table, GPtrArray *targets)
@@ -596,7 +655,26 @@ easel_lora_stack_new (EaselUnet *unet, EaselClip *te1, EaselClip *te2)
     index_targets (s->targets[EASEL_LORA_NET_TE2], easel_clip_patch_targets (te2));
   s->patched = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, patched_free);
   s->loras = g_ptr_array_new_with_free_func ((GDestroyNotify) easel_lora_unref);
+  s->mode = easel_lora_mode_default (NULL);
+  s->merge_round = g_strcmp0 (g_getenv ("EASEL_LORA_MERGE_ROUND"), "1") == 0;
   return s;
+}
+
+/* Points the network at p's merged copy (or the stored weight) and run-time adapters (or none). */
+static void
+bind_patched (Patched *p)
+{
+  p->first->bind (p->slot, p->data ? &p->st : &p->first->stored);
+  if (p->first->lowrank)
+    *p->first->lowrank = p->lr_data ? &p->lr : NULL;
+}
+
+static void
+restore (Patched *p)
+{
+  p->first->bind (p->slot, &p->first->stored);
+  if (p->first->lowrank)
+    *p->first->lowrank = NULL;
 }
 
 static void
@@ -605,10 +683,8 @@ restore_all (EaselLoraStack *s)
   GHashTableIter it;
   gpointer value;
   g_hash_table_iter_init (&it, s->patched);
-  while (g_hash_table_iter_next (&it, NULL, &value)) {
-    Patched *p = value;
-    p->first->bind (p->slot, &p->first->stored);
-  }
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    restore (value);
   g_hash_table_remove_all (s->patched);
   g_ptr_array_set_size (s->loras, 0);
 }
@@ -642,7 +718,7 @@ const EaselStTensor *
 easel_lora_stack_current (const EaselLoraStack *s, const EaselPatchTarget *target)
 {
   const Patched *p = g_hash_table_lookup (s->patched, target->slot);
-  return p ? &p->st : &target->stored;
+  return p && p->data ? &p->st : &target->stored;
 }
 
 static const char *
@@ -710,7 +786,8 @@ plan_lora (EaselLoraStack *s, const EaselLoraUse *use, GHashTable *wanted, GPtrA
       p->contributions = g_array_new (FALSE, FALSE, sizeof (Contribution));
       g_hash_table_insert (wanted, t->slot, p);
     }
-    Contribution c = { lora, i, t, strength };
+    gboolean runtime = s->mode == EASEL_LORA_MODE_RUNTIME && m->kind == EASEL_LORA_KIND_LORA && t->lowrank != NULL;
+    Contribution c = { lora, i, t, strength, runtime };
     g_array_append_val (p->contributions, c);
   }
   if (n_matched == 0) {
@@ -729,30 +806,55 @@ same_contributions (const GArray *a, const GArray *b)
     return FALSE;
   for (guint i = 0; i < a->len; i++) {
     const Contribution *x = &g_array_index (a, Contribution, i), *y = &g_array_index (b, Contribution, i);
-    if (x->lora != y->lora || x->module != y->module || x->target != y->target || x->strength != y->strength)
+    if (x->lora != y->lora || x->module != y->module || x->target != y->target || x->strength != y->strength
+        || x->runtime != y->runtime)
       return FALSE;
   }
   return TRUE;
 }
 
-/* The stored weight in F32 plus every contribution's delta in its rows. */
+/* data (n floats) rounded to dt (F16 or BF16, nearest even) into a new *out; FALSE (nothing made)
+ * when a value would overflow to infinity, or without memory: the copy then stays F32. */
 static gboolean
-build (Patched *p, GError **error)
+round_to (EaselDType dt, const float *data, gint64 n, void **out)
+{
+  guint16 *h = g_try_new (guint16, MAX (n, 1));
+  if (h == NULL)
+    return FALSE;
+  for (gint64 k = 0; k < n; k++) {
+    h[k] = dt == EASEL_DTYPE_F16 ? easel_f32_to_f16 (data[k]) : easel_f32_to_bf16 (data[k]);
+    if ((h[k] & (dt == EASEL_DTYPE_F16 ? 0x7c00 : 0x7f80)) == (dt == EASEL_DTYPE_F16 ? 0x7c00 : 0x7f80)
+        && isfinite (data[k])) {
+      g_free (h);
+      return FALSE;
+    }
+  }
+  *out = h;
+  return TRUE;
+}
+
+/* The merged copy: the stored weight in F32 plus every merged contribution's delta in its rows,
+ * then (with merge_round) rounded to the module's dtype in the file, as ComfyUI does for an fp16
+ * model. */
+static gboolean
+build_merged (Patched *p, gboolean merge_round, GError **error)
 {
   const EaselStTensor *stored = &p->first->stored;
   gint64 n = (gint64) stored->n_elements, cols = p->first->cols;
-  g_autofree float *delta = NULL;
+  g_autofree float *delta = NULL, *data = NULL;
   gint64 delta_n = 0;
 
-  p->data = g_try_new (float, MAX (n, 1));
-  if (p->data == NULL) {
+  data = g_try_new (float, MAX (n, 1));
+  if (data == NULL) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY, "no memory for a patched copy of %s", p->first->module);
     return FALSE;
   }
-  easel_dtype_to_f32 (stored->dtype, stored->data, p->data, n);
+  easel_dtype_to_f32 (stored->dtype, stored->data, data, n);
   for (guint i = 0; i < p->contributions->len; i++) {
     const Contribution *c = &g_array_index (p->contributions, Contribution, i);
     gint64 m = c->target->rows * cols;
+    if (c->runtime)
+      continue;
     if (m > delta_n) {
       g_free (delta);
       if ((delta = g_try_new (float, m)) == NULL) {
@@ -763,14 +865,99 @@ build (Patched *p, GError **error)
     }
     if (!easel_lora_module_delta (c->lora, c->module, c->target->rows, cols, delta, error))
       return FALSE;
-    float *dst = p->data + c->target->row0 * cols;
+    float *dst = data + c->target->row0 * cols;
     for (gint64 k = 0; k < m; k++)
       dst[k] += c->strength * delta[k];
   }
+  EaselDType dt = p->first->file_dtype;
   p->st = *stored;
-  p->st.dtype = EASEL_DTYPE_F32;
+  if (merge_round && (dt == EASEL_DTYPE_F16 || dt == EASEL_DTYPE_BF16) && round_to (dt, data, n, &p->data)) {
+    /* p->data holds the rounded copy */
+  } else {
+    dt = EASEL_DTYPE_F32;
+    p->data = g_steal_pointer (&data);
+  }
+  p->st.dtype = dt;
   p->st.data = (const guint8 *) p->data;
-  p->st.nbytes = n * sizeof (float);
+  p->st.nbytes = n * easel_dtype_size (dt);
+  return TRUE;
+}
+
+/* The run-time adapters: every run-time contribution's down stacked into [R, in(, kh, kw)], its up
+ * times strength · alpha / r into the module's rows and its R columns of [out, R(, 1, 1)]. */
+static gboolean
+build_lowrank (Patched *p, GError **error)
+{
+  const EaselStTensor *stored = &p->first->stored;
+  gint64 out = stored->shape[0], cols = p->first->cols, R = 0;
+
+  for (guint i = 0; i < p->contributions->len; i++) {
+    const Contribution *c = &g_array_index (p->contributions, Contribution, i);
+    if (c->runtime)
+      R += g_array_index (c->lora->modules, Module, c->module).rank;
+  }
+  if (R == 0)
+    return TRUE;
+  p->lr_data = g_try_new0 (float, R * (cols + out));
+  if (p->lr_data == NULL) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY, "no memory for the LoRA adapters of %s",
+                 p->first->module);
+    return FALSE;
+  }
+  float *down = p->lr_data, *up = p->lr_data + R * cols;
+  gint64 r0 = 0;
+  for (guint i = 0; i < p->contributions->len; i++) {
+    const Contribution *c = &g_array_index (p->contributions, Contribution, i);
+    const Module *m = &g_array_index (c->lora->modules, Module, c->module);
+    if (!c->runtime)
+      continue;
+    float scale = c->strength * (m->alpha > 0 ? m->alpha / (float) m->rank : 1.0f);
+    g_autofree float *d = f32 (m->t[P_DOWN]), *u = f32 (m->t[P_UP]);    /* [r, cols], [rows, r] */
+    if (d == NULL || u == NULL) {
+      g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY, "%s: no memory for '%s'", c->lora->path, m->stem);
+      return FALSE;
+    }
+    memcpy (down + r0 * cols, d, m->rank * cols * sizeof (float));
+    for (gint64 o = 0; o < m->rows; o++)
+      for (gint64 k = 0; k < m->rank; k++)
+        up[(c->target->row0 + o) * R + r0 + k] = scale * u[o * m->rank + k];
+    r0 += m->rank;
+  }
+  gboolean is_conv = stored->n_dims == 4;
+  p->lr.down = (EaselStTensor) { .name = p->first->module, .dtype = EASEL_DTYPE_F32, .n_dims = is_conv ? 4 : 2,
+                                 .shape = { R, is_conv ? stored->shape[1] : cols, stored->shape[2], stored->shape[3] },
+                                 .data = (const guint8 *) down, .n_elements = R * cols, .nbytes = R * cols * 4 };
+  p->lr.up = (EaselStTensor) { .name = p->first->module, .dtype = EASEL_DTYPE_F32, .n_dims = is_conv ? 4 : 2,
+                               .shape = { out, R, 1, 1 }, .data = (const guint8 *) up, .n_elements = out * R,
+                               .nbytes = out * R * 4 };
+  return TRUE;
+}
+
+static gboolean
+build (Patched *p, gboolean merge_round, GError **error)
+{
+  gboolean any_merged = FALSE;
+  for (guint i = 0; i < p->contributions->len; i++)
+    any_merged |= !g_array_index (p->contributions, Contribution, i).runtime;
+  return (!any_merged || build_merged (p, merge_round, error)) && build_lowrank (p, error);
+}
+
+gboolean
+easel_lora_stack_effective_rows (const EaselLoraStack *s, const EaselPatchTarget *target, float *rows)
+{
+  const Patched *p = g_hash_table_lookup (s->patched, target->slot);
+  const EaselStTensor *cur = p && p->data ? &p->st : &target->stored;
+  gint64 cols = target->cols, n = target->rows * cols;
+  gsize es = easel_dtype_size (cur->dtype);
+
+  easel_dtype_to_f32 (cur->dtype, cur->data + (gsize) (target->row0 * cols) * es, rows, n);
+  if (p == NULL || p->lr_data == NULL)
+    return FALSE;
+  gint64 R = p->lr.down.shape[0];
+  g_autofree float *d = g_new (float, n);
+  matmul (d, (const float *) p->lr.up.data + target->row0 * R, (const float *) p->lr.down.data, target->rows, R, cols);
+  for (gint64 k = 0; k < n; k++)
+    rows[k] += d[k];
   return TRUE;
 }
 
@@ -801,7 +988,7 @@ easel_lora_stack_apply (EaselLoraStack *s, const EaselLoraUse *uses, gsize n, GP
     Patched *p = value;
     if (g_hash_table_contains (wanted, key))
       continue;
-    p->first->bind (p->slot, &p->first->stored);
+    restore (p);
     g_hash_table_iter_remove (&it);
     s->n_rebuilt++;
   }
@@ -810,11 +997,11 @@ easel_lora_stack_apply (EaselLoraStack *s, const EaselLoraUse *uses, gsize n, GP
     Patched *p = value, *old = g_hash_table_lookup (s->patched, key);
     if (old && same_contributions (old->contributions, p->contributions))
       continue;
-    if (!build (p, error)) {
+    if (!build (p, s->merge_round, error)) {
       restore_all (s);
       return FALSE;
     }
-    p->first->bind (p->slot, &p->st);
+    bind_patched (p);
     g_hash_table_iter_steal (&it);
     g_hash_table_replace (s->patched, key, p);    /* frees the old copy after the network moved off it */
     s->n_rebuilt++;
@@ -829,6 +1016,67 @@ easel_lora_stack_apply (EaselLoraStack *s, const EaselLoraUse *uses, gsize n, GP
   if (unmatched)
     *unmatched = g_steal_pointer (&missing);
   return TRUE;
+}
+
+/* --- a random LoRA (benchmarks) ---------------------------------------------------------------- */
+
+/* n values uniform in [-bound, bound), as F16, from r. transfer full. */
+static guint16 *
+random_f16 (GRand *r, gint64 n, double bound)
+{
+  guint16 *h = g_new (guint16, n);
+  for (gint64 i = 0; i < n; i++)
+    h[i] = easel_f32_to_f16 ((float) g_rand_double_range (r, -bound, bound));
+  return h;
+}
+
+static gboolean
+make_modules (EaselSafetensorsWriter *w, GPtrArray *targets, const char *prefix, gint64 rank, gboolean convs,
+              GRand *r, guint *n_modules, GError **error)
+{
+  for (guint i = 0; targets && i < targets->len; i++) {
+    const EaselPatchTarget *t = targets->pdata[i];
+    gboolean is_conv = t->stored.n_dims == 4 && t->cols > t->stored.shape[1];   /* kh·kw > 1 */
+    if (!convs && (is_conv || (g_str_has_prefix (prefix, "lora_unet") && strstr (t->module, ".attentions.") == NULL)))
+      continue;
+    g_autofree char *stem = g_strconcat (prefix, t->module, NULL);
+    g_strdelimit (stem + strlen (prefix), ".", '_');
+    g_autofree char *kd = g_strconcat (stem, ".lora_down.weight", NULL), *ku = g_strconcat (stem, ".lora_up.weight", NULL);
+    g_autofree char *ka = g_strconcat (stem, ".alpha", NULL);
+    gint64 in = t->stored.n_dims == 4 ? t->stored.shape[1] : t->cols, kh = is_conv ? t->stored.shape[2] : 1;
+    gint64 kw = is_conv ? t->stored.shape[3] : 1;
+    const gint64 ds[4] = { rank, in, kh, kw }, us[4] = { t->rows, rank, 1, 1 };
+    int nd = t->stored.n_dims == 4 ? 4 : 2;
+    g_autofree guint16 *down = random_f16 (r, rank * t->cols, sqrt (3.0 / (double) t->cols));
+    g_autofree guint16 *up = random_f16 (r, t->rows * rank, 0.02);
+    guint16 alpha = easel_f32_to_f16 ((float) rank / 2);
+    if (!easel_safetensors_writer_add (w, kd, EASEL_DTYPE_F16, nd, ds, down, error)
+        || !easel_safetensors_writer_add (w, ku, EASEL_DTYPE_F16, nd, us, up, error)
+        || !easel_safetensors_writer_add (w, ka, EASEL_DTYPE_F16, 0, NULL, &alpha, error))
+      return FALSE;
+    (*n_modules)++;
+  }
+  return TRUE;
+}
+
+gboolean
+easel_lora_make_random (EaselUnet *unet, EaselClip *te1, EaselClip *te2, gint64 rank, gboolean convs, guint64 seed,
+                        const char *path, guint *n_modules, GError **error)
+{
+  g_autoptr(EaselSafetensorsWriter) w = easel_safetensors_writer_new ();
+  g_autoptr(GRand) r = g_rand_new_with_seed ((guint32) (seed ^ (seed >> 32)));
+  guint n = 0;
+
+  g_return_val_if_fail (rank >= 1 && rank <= 1024, FALSE);
+  if (!make_modules (w, unet ? easel_unet_patch_targets (unet) : NULL, "lora_unet_", rank, convs, r, &n, error)
+      || !make_modules (w, te1 ? easel_clip_patch_targets (te1) : NULL, te2 ? "lora_te1_" : "lora_te_", rank, convs, r,
+                        &n, error)
+      || !make_modules (w, te2 && te1 ? easel_clip_patch_targets (te2) : NULL, "lora_te2_", rank, convs, r, &n, error))
+    return FALSE;
+  easel_safetensors_writer_set_metadata (w, "ss_network_module", convs ? "lycoris.kohya" : "networks.lora");
+  if (n_modules)
+    *n_modules = n;
+  return easel_safetensors_writer_save (w, path, error);
 }
 
 /* --- references -------------------------------------------------------------------------------- */

@@ -19,9 +19,11 @@
  *          w2b (else of w1b) when a factor is low-rank, else 1
  * No alpha: alpha = r (scale 1). This is what A1111's and ComfyUI's loaders compute.
  *
- * Applying: an EaselLoraStack holds a model's UNet and text encoders and the LoRA set now merged.
- * Each stored weight a LoRA touches gets an F32 copy with every LoRA's delta added; the network is
- * pointed at the copy, and the original stays mapped. A new set rebuilds only the weights whose
+ * Applying: an EaselLoraStack holds a model's UNet and text encoders and the LoRA set now applied.
+ * Merging (EASEL_LORA_MODE_MERGE): each stored weight a LoRA touches gets an F32 copy with every
+ * LoRA's delta added; the network is pointed at the copy, and the original stays mapped. At run time
+ * (EASEL_LORA_MODE_RUNTIME) LoRA/LoCon modules become low-rank adapters the network's graph adds
+ * (patch.h); LoHa and LoKr are merged in both modes. A new set rebuilds only the weights whose
  * contributions changed, and restores (drops the copy of) those no longer touched; an empty set
  * restores the model. Fused projections (the UNet's q|k|v and k|v copies, OpenCLIP's in_proj) are
  * patched in the rows of their module. No checkpoint is reloaded. */
@@ -80,8 +82,35 @@ typedef struct {
 
 typedef struct _EaselLoraStack EaselLoraStack;
 
+/* How a stack applies LoRA and LoCon modules (LoHa and LoKr are merged either way):
+ *  - MERGE: into a copy of each touched weight (its file's dtype, or F32: set_merge_round); a new set
+ *    or strength rebuilds the copies it changes;
+ *  - RUNTIME: the network computes y = W·x + s·(alpha/r)·up(down(x)) (a conv LoRA: a kh×kw conv to
+ *    r channels, then a 1×1 conv); the weights stay as stored, a change rebuilds only the small
+ *    down/up tensors. */
+typedef enum {
+  EASEL_LORA_MODE_MERGE,
+  EASEL_LORA_MODE_RUNTIME,
+} EaselLoraMode;
+
+/* "merge" / "runtime" (any case); FALSE for anything else. */
+gboolean      easel_lora_mode_parse (const char *text, EaselLoraMode *mode);
+const char   *easel_lora_mode_name (EaselLoraMode mode);
+/* $EASEL_LORA_MODE when it names a mode, else the faster one measured for backend_name ("cpu",
+ * "vulkan"; NULL: any) — docs/performance.md, section LoRA. */
+EaselLoraMode easel_lora_mode_default (const char *backend_name);
+
 /* te1, te2 as EaselLoraNet says (either may be NULL); all must outlive the stack. transfer full. */
 EaselLoraStack *easel_lora_stack_new (EaselUnet *unet, EaselClip *te1, EaselClip *te2);
+/* Takes effect at the next apply (which then rebuilds what the mode changes). New stacks start in
+ * easel_lora_mode_default (NULL). */
+void          easel_lora_stack_set_mode (EaselLoraStack *s, EaselLoraMode mode);
+EaselLoraMode easel_lora_stack_get_mode (const EaselLoraStack *s);
+/* Merged copies rounded to the module's dtype in the file (F16, BF16; a value that would overflow
+ * keeps the weight F32) rather than kept F32 (the default: the reference merges in fp32 and computes
+ * with fp32 weights; rounding misses golden parity); also $EASEL_LORA_MERGE_ROUND=1. Takes effect
+ * for copies built after. */
+void          easel_lora_stack_set_merge_round (EaselLoraStack *s, gboolean merge_round);
 /* Restores every patched weight. */
 void            easel_lora_stack_free (EaselLoraStack *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselLoraStack, easel_lora_stack_free)
@@ -96,8 +125,20 @@ gboolean easel_lora_stack_apply (EaselLoraStack *s, const EaselLoraUse *uses, gs
 /* Stored weights patched now, and how many were rebuilt by the last apply (0 = nothing changed). */
 guint easel_lora_stack_n_patched (const EaselLoraStack *s);
 guint easel_lora_stack_n_rebuilt (const EaselLoraStack *s);
-/* The tensor target's network uses now: its patched F32 copy, or the stored weight. */
+/* The tensor target's network uses now: its merged copy, or the stored weight. */
 const EaselStTensor *easel_lora_stack_current (const EaselLoraStack *s, const EaselPatchTarget *target);
+/* The target's rows as the network computes with them: rows (target->rows · target->cols floats) =
+ * the current tensor's rows plus the run-time adapters' up · down in those rows. Returns whether
+ * run-time adapters were added. */
+gboolean easel_lora_stack_effective_rows (const EaselLoraStack *s, const EaselPatchTarget *target, float *rows);
+
+/* Writes a random kohya-form LoRA (F16, rank `rank`, alpha rank / 2) for the given networks to path:
+ * a module per patch target of the text encoders and of the UNet's transformers (what kohya's
+ * networks.lora trains), and with convs every UNet weight, 3x3 convs included (LoCon). down is
+ * uniform with variance 1/in, up uniform in [-0.02, 0.02): a LoRA's usual small effect. For
+ * benchmarks; *n_modules (may be NULL): modules written. */
+gboolean easel_lora_make_random (EaselUnet *unet, EaselClip *te1, EaselClip *te2, gint64 rank, gboolean convs,
+                                 guint64 seed, const char *path, guint *n_modules, GError **error);
 
 /* --- the delta of one module (tests, tools) ---------------------------------------------------- */
 

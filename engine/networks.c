@@ -205,7 +205,7 @@ lora_tag (const char *name, double te, double unet)
 }
 
 static gboolean
-prepare_loras (EaselJobNetworks *n, const EaselJobParams *job, GError **error)
+prepare_loras (EaselJobNetworks *n, const EaselJobParams *job, const char *backend_name, GError **error)
 {
   g_autoptr(GArray) refs = g_array_new (FALSE, TRUE, sizeof (EaselLoraRef));
   g_array_set_clear_func (refs, easel_lora_ref_clear);
@@ -263,6 +263,8 @@ prepare_loras (EaselJobNetworks *n, const EaselJobParams *job, GError **error)
   n->suffix = g_string_free (g_steal_pointer (&suffix), FALSE);
 
   EaselLoraStack *stack = easel_model_lora_stack (n->model, error);
+  if (stack)
+    easel_lora_stack_set_mode (stack, easel_lora_mode_default (backend_name));
   g_autoptr(GPtrArray) unmatched = NULL;
   if (stack == NULL || !easel_lora_stack_apply (stack, (const EaselLoraUse *) uses->data, uses->len, &unmatched, error))
     return FALSE;
@@ -463,7 +465,8 @@ easel_job_networks_chunks (EaselJobNetworks *n, EaselTokenizer *tok, const char 
 /* --- the job ------------------------------------------------------------------------------------ */
 
 EaselJobNetworks *
-easel_job_networks_prepare (EaselModel *model, EaselModel *text_model, const EaselJobParams *job, GError **error)
+easel_job_networks_prepare (EaselModel *model, EaselModel *text_model, const EaselJobParams *job,
+                            const char *backend_name, GError **error)
 {
   g_return_val_if_fail (model && job, NULL);
   g_autoptr(EaselJobNetworks) n = g_new0 (EaselJobNetworks, 1);
@@ -474,7 +477,7 @@ easel_job_networks_prepare (EaselModel *model, EaselModel *text_model, const Eas
   n->aliases = g_ptr_array_new_with_free_func (g_free);
   n->candidates = g_ptr_array_new_with_free_func (candidate_free);
   n->used = g_ptr_array_new ();
-  if (!prepare_loras (n, job, error) || !prepare_embeddings (n, job, error))
+  if (!prepare_loras (n, job, backend_name, error) || !prepare_embeddings (n, job, error))
     return NULL;
   return g_steal_pointer (&n);
 }

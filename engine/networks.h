@@ -5,9 +5,10 @@
  *    parse_prompt: removed from the text that is encoded; the negative prompt's are left alone,
  *    as A1111 leaves them), then job->loras; a NAME is a file, or NAME.safetensors (.pt, .ckpt) in
  *    job->lora_dirs, $EASEL_LORA_DIR (a search path), the model's folder and that folder's
- *    siblings Lora/ (A1111) and loras/ (ComfyUI). They are merged into the model's weights through
- *    its LoRA stack (lora.h): the previous job's set is unmerged where it differs, the checkpoint
- *    is never reloaded, and opened files stay with the model for later jobs;
+ *    siblings Lora/ (A1111) and loras/ (ComfyUI). They are applied through the model's LoRA stack
+ *    (lora.h), merged or as run-time adapters as the backend's default mode says: the previous
+ *    job's set is undone where it differs, the checkpoint is never reloaded, and opened files stay
+ *    with the model for later jobs;
  *  - textual-inversion embeddings: every .safetensors / .pt / .bin in job->embedding_dirs and
  *    $EASEL_EMBEDDINGS_DIR (subfolders too; the first file of a name wins) is known by its file
  *    name; where the name's tokens appear in a prompt (either prompt; ComfyUI's embedding:NAME is
@@ -28,12 +29,13 @@ G_BEGIN_DECLS
 
 typedef struct _EaselJobNetworks EaselJobNetworks;
 
-/* Finds and opens the job's LoRAs and merges them into model (an empty set restores the model),
- * and lists the embedding folders. text_model: where the prompts are encoded (NULL: model); LoRAs
- * need it to be model. Errors before any sampling work: a LoRA not found, unreadable, for another
- * model family, or a strength that is no number. transfer full. */
+/* Finds and opens the job's LoRAs and applies them to model (an empty set restores the model) in
+ * the LoRA mode for backend_name (easel_lora_mode_default: "cpu", "vulkan"), and lists the embedding
+ * folders. text_model: where the prompts are encoded (NULL: model); LoRAs need it to be model.
+ * Errors before any sampling work: a LoRA not found, unreadable, for another model family, or a
+ * strength that is no number. transfer full. */
 EaselJobNetworks *easel_job_networks_prepare (EaselModel *model, EaselModel *text_model, const EaselJobParams *job,
-                                              GError **error);
+                                              const char *backend_name, GError **error);
 /* Clears the text encoders' extra token rows (the merged LoRAs stay until the next job). */
 void easel_job_networks_free (EaselJobNetworks *n);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselJobNetworks, easel_job_networks_free)

@@ -768,7 +768,8 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
   }
 
   /* LoRAs merged and embeddings found before any work (networks.h) */
-  g_autoptr(EaselJobNetworks) nets = easel_job_networks_prepare (model, req->text_model, job, error);
+  g_autoptr(EaselJobNetworks) nets = easel_job_networks_prepare (model, req->text_model, job, easel_backend_name (be),
+                                                                  error);
   if (nets == NULL)
     return FALSE;
 

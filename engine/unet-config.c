@@ -195,9 +195,10 @@ bind_patched (gpointer slot, const EaselStTensor *t)
   w->data = t->data;
 }
 
-/* Records rows [row0, row0 + rows) of the weight bound at w as module `name` minus ".weight". */
+/* Records rows [row0, row0 + rows) of the weight bound at w as module `name` minus ".weight";
+ * file_dtype: the module's dtype in the checkpoint. */
 static void
-add_target (Loader *ld, EaselUnetW *w, const char *name, gint64 row0, gint64 rows)
+add_target (Loader *ld, EaselUnetW *w, const char *name, gint64 row0, gint64 rows, EaselDType file_dtype)
 {
   EaselPatchTarget *t = g_new0 (EaselPatchTarget, 1);
   t->module = g_str_has_suffix (name, ".weight") ? g_strndup (name, strlen (name) - strlen (".weight")) : g_strdup (name);
@@ -205,6 +206,8 @@ add_target (Loader *ld, EaselUnetW *w, const char *name, gint64 row0, gint64 row
   t->rows = rows;
   t->slot = w;
   t->bind = bind_patched;
+  t->lowrank = &w->lowrank;
+  t->file_dtype = file_dtype;
   g_ptr_array_add (ld->u->targets, t);
 }
 
@@ -216,8 +219,10 @@ snapshot_targets (EaselUnet *u)
     EaselPatchTarget *t = u->targets->pdata[i];
     const EaselUnetW *w = t->slot;
     EaselStTensor st = { .name = w->name, .dtype = w->dtype, .n_dims = w->n_dims, .data = w->data };
+    EaselDType file_dtype = t->file_dtype;
     memcpy (st.shape, w->shape, sizeof w->shape);
     easel_patch_target_set_stored (t, &st);
+    t->file_dtype = file_dtype;
   }
 }
 
@@ -255,7 +260,7 @@ bind (Loader *ld, EaselUnetW *w, gboolean optional, const char *name, int n_dims
     return FALSE;
   set_w (w, st);
   if (n_dims >= 2 && !ld->parts)
-    add_target (ld, w, name, 0, st->shape[0]);
+    add_target (ld, w, name, 0, st->shape[0], st->dtype);
   return TRUE;
 }
 
@@ -351,7 +356,7 @@ bind_fused (Loader *ld, EaselUnetW *w, EaselUnetW *b, const char *prefix, const 
   at = 0;
   for (int i = 0; i < n; i++) {
     g_autofree char *module = g_strconcat (prefix, modules[i], NULL);
-    add_target (ld, w, module, at, parts[i].shape[0]);
+    add_target (ld, w, module, at, parts[i].shape[0], parts[i].dtype);
     at += parts[i].shape[0];
   }
   if (bias) {

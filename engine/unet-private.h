@@ -9,13 +9,15 @@
 G_BEGIN_DECLS
 
 /* One weight as the graph sees it: a checkpoint tensor in place, or a buffer the UNet owns
- * (fused projections, F32). data NULL: absent (optional biases, shortcuts). */
+ * (fused projections, F32). data NULL: absent (optional biases, shortcuts). lowrank: run-time LoRA
+ * adapters of a matrix or conv weight (patch.h; set by a LoRA stack, NULL: none). */
 typedef struct {
   const char *name;
   EaselDType dtype;
   int n_dims;
   gint64 shape[4];
   const void *data;
+  const EaselPatchLowRank *lowrank;
 } EaselUnetW;
 
 typedef struct {

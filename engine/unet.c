@@ -24,6 +24,19 @@ W (EaselGraph *g, const EaselUnetW *w)
   return w->data ? easel_graph_weight (g, w->name, w->dtype, w->n_dims, w->shape, w->data) : NULL;
 }
 
+/* A weight's linear / conv op, with its run-time LoRA adapters (patch.h) where a stack set some. */
+static EaselTensor *
+lin (EaselGraph *g, EaselTensor *x, const EaselUnetW *w, const EaselUnetW *b)
+{
+  return easel_patch_linear (g, x, W (g, w), W (g, b), w->lowrank);
+}
+
+static EaselTensor *
+conv (EaselGraph *g, EaselTensor *x, const EaselUnetW *w, const EaselUnetW *b, int stride, int pad)
+{
+  return easel_patch_conv2d (g, x, W (g, w), W (g, b), stride, pad, w->lowrank);
+}
+
 typedef struct {
   EaselUnet *u;
   EaselGraph *g;
@@ -40,13 +53,13 @@ resnet (Ctx *c, const EaselUnetRes *r, EaselTensor *x)
   EaselGraph *g = c->g;
   const EaselUnetConfig *cfg = &c->u->cfg;
   EaselTensor *h = easel_op_group_norm (g, x, W (g, &r->norm1_w), W (g, &r->norm1_b), cfg->groups, cfg->norm_eps, TRUE);
-  h = easel_op_conv2d (g, h, W (g, &r->conv1_w), W (g, &r->conv1_b), 1, 1);
-  EaselTensor *e = easel_op_linear (g, c->emb, W (g, &r->temb_w), W (g, &r->temb_b));    /* (B, Cout) */
+  h = conv (g, h, &r->conv1_w, &r->conv1_b, 1, 1);
+  EaselTensor *e = lin (g, c->emb, &r->temb_w, &r->temb_b);    /* (B, Cout) */
   gint64 e_shape[4] = { e->shape[0], e->shape[1], 1, 1 };
   h = easel_op_add (g, h, easel_op_reshape (g, e, 4, e_shape));                          /* broadcast over HW */
   h = easel_op_group_norm (g, h, W (g, &r->norm2_w), W (g, &r->norm2_b), cfg->groups, cfg->norm_eps, TRUE);
-  h = easel_op_conv2d (g, h, W (g, &r->conv2_w), W (g, &r->conv2_b), 1, 1);
-  EaselTensor *skip = r->skip_w.data ? easel_op_conv2d (g, x, W (g, &r->skip_w), W (g, &r->skip_b), 1, 0) : x;
+  h = conv (g, h, &r->conv2_w, &r->conv2_b, 1, 1);
+  EaselTensor *skip = r->skip_w.data ? conv (g, x, &r->skip_w, &r->skip_b, 1, 0) : x;
   return easel_op_add (g, skip, h);
 }
 
@@ -66,14 +79,14 @@ transformer_block (Ctx *c, const EaselUnetBlock *k, EaselTensor *h, int heads)
   gint64 C = h->shape[2];
 
   EaselTensor *n = easel_op_layer_norm (g, h, W (g, &k->norm1_w), W (g, &k->norm1_b), LAYER_NORM_EPS);
-  EaselTensor *qkv = easel_op_linear (g, n, W (g, &k->qkv_w), W (g, &k->qkv_b));                    /* (B, HW, 3C) */
+  EaselTensor *qkv = lin (g, n, &k->qkv_w, &k->qkv_b);                    /* (B, HW, 3C) */
   EaselTensor *a = attend (g, easel_op_slice (g, qkv, 2, 0, C), easel_op_slice (g, qkv, 2, C, C),
                            easel_op_slice (g, qkv, 2, 2 * C, C), heads);
-  h = easel_op_add (g, h, easel_op_linear (g, a, W (g, &k->out1_w), W (g, &k->out1_b)));
+  h = easel_op_add (g, h, lin (g, a, &k->out1_w, &k->out1_b));
 
   n = easel_op_layer_norm (g, h, W (g, &k->norm2_w), W (g, &k->norm2_b), LAYER_NORM_EPS);
-  EaselTensor *q = easel_op_linear (g, n, W (g, &k->q2_w), W (g, &k->q2_b));                        /* (B, HW, C) */
-  EaselTensor *kv = easel_op_linear (g, c->context, W (g, &k->kv2_w), W (g, &k->kv2_b));           /* (B, L, 2C) */
+  EaselTensor *q = lin (g, n, &k->q2_w, &k->q2_b);                        /* (B, HW, C) */
+  EaselTensor *kv = lin (g, c->context, &k->kv2_w, &k->kv2_b);           /* (B, L, 2C) */
   a = attend (g, q, easel_op_slice (g, kv, 2, 0, C), easel_op_slice (g, kv, 2, C, C), heads);
   if (c->extras && c->extras->cross_attention_extra) {
     EaselTensor *extra = c->extras->cross_attention_extra (c->extras->user_data, g, c->cross_index, q, heads);
@@ -81,11 +94,11 @@ transformer_block (Ctx *c, const EaselUnetBlock *k, EaselTensor *h, int heads)
       a = easel_op_add (g, a, extra);
   }
   c->cross_index++;
-  h = easel_op_add (g, h, easel_op_linear (g, a, W (g, &k->out2_w), W (g, &k->out2_b)));
+  h = easel_op_add (g, h, lin (g, a, &k->out2_w, &k->out2_b));
 
   n = easel_op_layer_norm (g, h, W (g, &k->norm3_w), W (g, &k->norm3_b), LAYER_NORM_EPS);
-  EaselTensor *f = easel_op_geglu (g, easel_op_linear (g, n, W (g, &k->ff1_w), W (g, &k->ff1_b)));
-  return easel_op_add (g, h, easel_op_linear (g, f, W (g, &k->ff2_w), W (g, &k->ff2_b)));
+  EaselTensor *f = easel_op_geglu (g, lin (g, n, &k->ff1_w, &k->ff1_b));
+  return easel_op_add (g, h, lin (g, f, &k->ff2_w, &k->ff2_b));
 }
 
 /* Transformer2DModel / SpatialTransformer: x (B, C, H, W) -> (B, C, H, W). proj_in/out as 1x1
@@ -101,10 +114,10 @@ transformer (Ctx *c, const EaselUnetTransformer *t, EaselTensor *x)
   EaselTensor *h = easel_op_group_norm (g, x, W (g, &t->norm_w), W (g, &t->norm_b), cfg->groups, TRANSFORMER_GN_EPS, FALSE);
   gint64 rows[3] = { B, H * Wd, C }, nhwc[4] = { B, H, Wd, C };
   h = easel_op_reshape (g, easel_op_permute (g, h, to_rows), 3, rows);      /* one copy into rows */
-  h = easel_op_linear (g, h, W (g, &t->proj_in_w), W (g, &t->proj_in_b));
+  h = lin (g, h, &t->proj_in_w, &t->proj_in_b);
   for (int i = 0; i < t->depth; i++)
     h = transformer_block (c, &t->blocks[i], h, t->heads);
-  h = easel_op_linear (g, h, W (g, &t->proj_out_w), W (g, &t->proj_out_b));
+  h = lin (g, h, &t->proj_out_w, &t->proj_out_b);
   h = easel_op_permute (g, easel_op_reshape (g, h, 4, nhwc), to_nchw);     /* a view: the add copies once */
   return easel_op_add (g, x, h);
 }
@@ -122,8 +135,8 @@ static EaselTensor *
 mlp (EaselGraph *g, EaselTensor *x, const EaselUnetW *w1, const EaselUnetW *b1, const EaselUnetW *w2,
      const EaselUnetW *b2)
 {
-  EaselTensor *h = easel_op_silu (g, easel_op_linear (g, x, W (g, w1), W (g, b1)));
-  return easel_op_linear (g, h, W (g, w2), W (g, b2));
+  EaselTensor *h = easel_op_silu (g, lin (g, x, w1, b1));
+  return lin (g, h, w2, b2);
 }
 
 static void
@@ -174,7 +187,7 @@ encode (Ctx *c, EaselTensor *sample, EaselTensor *timestep, EaselTensor *pooled,
   c->emb = easel_op_silu (g, temb);
 
   /* down */
-  EaselTensor *h = easel_op_conv2d (g, sample, W (g, &u->conv_in_w), W (g, &u->conv_in_b), 1, 1);
+  EaselTensor *h = conv (g, sample, &u->conv_in_w, &u->conv_in_b, 1, 1);
   if (conv_in_add)
     h = easel_op_add (g, h, conv_in_add);
   skips[(*n_skips)++] = h;
@@ -194,7 +207,7 @@ encode (Ctx *c, EaselTensor *sample, EaselTensor *timestep, EaselTensor *pooled,
       skips[(*n_skips)++] = h;
     }
     if (lv->sample_w.data) {
-      h = easel_op_conv2d (g, h, W (g, &lv->sample_w), W (g, &lv->sample_b), 2, 1);
+      h = conv (g, h, &lv->sample_w, &lv->sample_b, 2, 1);
       skips[(*n_skips)++] = h;
     }
     if (add && !attends) {
@@ -279,12 +292,12 @@ easel_unet_build (EaselUnet *u, EaselGraph *g, EaselTensor *sample, EaselTensor 
     if (lv->sample_w.data && n_skips > 0) {
       EaselTensor *next = skips[n_skips - 1];             /* resize to the skip it meets next */
       h = easel_op_upsample_nearest (g, h, next->shape[2], next->shape[3]);
-      h = easel_op_conv2d (g, h, W (g, &lv->sample_w), W (g, &lv->sample_b), 1, 1);
+      h = conv (g, h, &lv->sample_w, &lv->sample_b, 1, 1);
     }
   }
 
   h = easel_op_group_norm (g, h, W (g, &u->norm_out_w), W (g, &u->norm_out_b), cfg->groups, cfg->norm_eps, TRUE);
-  h = easel_op_conv2d (g, h, W (g, &u->conv_out_w), W (g, &u->conv_out_b), 1, 1);
+  h = conv (g, h, &u->conv_out_w, &u->conv_out_b, 1, 1);
   if (inter != &local)
     mark_intermediates (g, inter);
   return h;

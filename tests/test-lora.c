@@ -1,12 +1,13 @@
 /* tests/test-lora.c: LoRA files (engine/lora.c). Each LyCORIS kind against a merge written out
  * here in index form from its definition (lora.h) on small random tensors saved with the
  * safetensors writer; the stack on the tiny SD 1.x model (patch, re-merge only what changed,
- * restore, refusal of another family's LoRA, unmatched keys listed); prompt tags, --lora arguments
- * and the A1111 addnet hash. */
+ * restore, refusal of another family's LoRA, unmatched keys listed) and its run-time adapters
+ * (the same outputs as merging); prompt tags, --lora arguments and the A1111 addnet hash. */
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
+#include "engine/backend.h"
 #include "engine/checkpoint.h"
 #include "engine/error.h"
 #include "engine/lora.h"
@@ -477,6 +478,187 @@ test_stack_refusals (void)
   model_close (&m);
 }
 
+/* UNet output (1, out, 16, 16) and text encoder last hidden state (1, 8, width) of m on the CPU with
+ * the stack's current set, into fresh arrays. */
+static void
+run_model (Model *m, float **unet_out, gint64 *n_unet, float **te_out, gint64 *n_te)
+{
+  const EaselUnetConfig *uc = easel_unet_config (m->unet);
+  const EaselClipConfig *cc = easel_clip_config (m->te);
+  const gint64 S = 16, L = 8;
+  g_autoptr(EaselBackend) be = easel_backend_new_cpu (1);
+  g_autoptr(GRand) r = g_rand_new_with_seed (11);
+  g_autofree float *x = rnd (r, uc->in_channels * S * S), *ctx = rnd (r, 77 * uc->context_dim);
+  float t = 500.0f;
+  gint32 ids[8];
+  g_autoptr(GError) error = NULL;
+
+  *n_unet = uc->out_channels * S * S;
+  *unet_out = g_new (float, *n_unet);
+  g_assert_true (easel_unet_forward (m->unet, be, x, 1, S, S, &t, ctx, 77, NULL, 0, NULL, 0, *unet_out, &error));
+  g_assert_no_error (error);
+  for (gint64 i = 0; i < L; i++)
+    ids[i] = (gint32) ((i * 37 + 5) % cc->vocab);
+  EaselClipRequest req = { .skip = 0, .final_ln = TRUE };
+  *n_te = L * cc->width;
+  *te_out = g_new (float, *n_te);
+  g_assert_true (easel_clip_encode (m->te, be, ids, 1, L, &req, *te_out, NULL, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static double
+max_abs_diff (const float *a, const float *b, gint64 n)
+{
+  double d = 0;
+  for (gint64 i = 0; i < n; i++)
+    d = MAX (d, fabs ((double) a[i] - b[i]));
+  return d;
+}
+
+/* Run-time adapters: LoRA modules on a fused row block (attn1.to_k), a 3x3 resnet conv, a stride-2
+ * downsampler conv and a text-encoder projection are not merged (the stored weights stay bound),
+ * the effective rows are W + s · scale · up @ down, a LoHa module on the same model is still
+ * merged, and the UNet and text encoder outputs equal the merged ones (and differ from the model's
+ * without LoRA); a new strength rebuilds only adapters; an empty set restores. */
+static void
+test_runtime (void)
+{
+  Model m = { 0 };
+  if (!model_open (&m))
+    return;
+  GPtrArray *ut = easel_unet_patch_targets (m.unet), *tt = easel_clip_patch_targets (m.te);
+  EaselPatchTarget *tk = target (ut, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k");
+  EaselPatchTarget *tc = target (ut, "down_blocks.1.resnets.0.conv1");
+  EaselPatchTarget *ts = target (ut, "down_blocks.0.downsamplers.0.conv");
+  EaselPatchTarget *tq = target (tt, "text_model.encoder.layers.0.self_attn.q_proj");
+  EaselPatchTarget *tf = target (tt, "text_model.encoder.layers.1.mlp.fc1");
+  EaselPatchTarget *conv[2] = { tc, ts };
+  g_autoptr(GRand) r = g_rand_new_with_seed (9);
+  g_autoptr(EaselSafetensorsWriter) w = easel_safetensors_writer_new ();
+  const gint64 R = 3;
+  float alpha = 1.5f;
+
+  /* LoRA on to_k (kohya, alpha 1.5 / rank 3) and on the TE q_proj */
+  EaselPatchTarget *lin[2] = { tk, tq };
+  const char *lin_keys[2] = { "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_k",
+                              "lora_te_text_model_encoder_layers_0_self_attn_q_proj" };
+  float *la[2], *lb[2], *ca[2], *cb[2];   /* freed at the end */
+  for (int i = 0; i < 2; i++) {
+    const gint64 ds[2] = { R, lin[i]->cols }, us[2] = { lin[i]->rows, R };
+    la[i] = rnd (r, R * lin[i]->cols);
+    lb[i] = rnd (r, lin[i]->rows * R);
+    g_autofree char *kd = g_strconcat (lin_keys[i], ".lora_down.weight", NULL);
+    g_autofree char *ku = g_strconcat (lin_keys[i], ".lora_up.weight", NULL);
+    g_autofree char *ka = g_strconcat (lin_keys[i], ".alpha", NULL);
+    add (w, kd, 2, ds, la[i]);
+    add (w, ku, 2, us, lb[i]);
+    add (w, ka, 0, NULL, &alpha);
+  }
+  /* LoCon on two 3x3 convs (stride 1 and 2), no alpha */
+  const char *conv_keys[2] = { "lora_unet_down_blocks_1_resnets_0_conv1", "lora_unet_down_blocks_0_downsamplers_0_conv" };
+  for (int i = 0; i < 2; i++) {
+    gint64 co = conv[i]->rows, ci = conv[i]->cols / 9;
+    const gint64 ds[4] = { R, ci, 3, 3 }, us[4] = { co, R, 1, 1 };
+    ca[i] = rnd (r, R * ci * 9);
+    cb[i] = rnd (r, co * R);
+    g_autofree char *kd = g_strconcat (conv_keys[i], ".lora_down.weight", NULL);
+    g_autofree char *ku = g_strconcat (conv_keys[i], ".lora_up.weight", NULL);
+    add (w, kd, 4, ds, ca[i]);
+    add (w, ku, 4, us, cb[i]);
+  }
+  /* LoHa on the TE fc1 */
+  gint64 fo = tf->rows, fi = tf->cols;
+  g_autofree float *h1a = rnd (r, fo * 2), *h1b = rnd (r, 2 * fi), *h2a = rnd (r, fo * 2), *h2b = rnd (r, 2 * fi);
+  const gint64 sa[2] = { fo, 2 }, sb[2] = { 2, fi };
+  add (w, "lora_te_text_model_encoder_layers_1_mlp_fc1.hada_w1_a", 2, sa, h1a);
+  add (w, "lora_te_text_model_encoder_layers_1_mlp_fc1.hada_w1_b", 2, sb, h1b);
+  add (w, "lora_te_text_model_encoder_layers_1_mlp_fc1.hada_w2_a", 2, sa, h2a);
+  add (w, "lora_te_text_model_encoder_layers_1_mlp_fc1.hada_w2_b", 2, sb, h2b);
+  g_autoptr(EaselLora) lora = save_and_open (w, m.dir, "runtime.safetensors");
+
+  g_autofree float *u0 = NULL, *t0 = NULL, *um = NULL, *tm = NULL, *ur = NULL, *trt = NULL;
+  gint64 nu, nt;
+  run_model (&m, &u0, &nu, &t0, &nt);
+
+  g_autoptr(EaselLoraStack) s = easel_lora_stack_new (m.unet, m.te, NULL);
+  g_autoptr(GError) error = NULL;
+  EaselLoraUse use = { lora, 0.75f, 0.5f };
+  easel_lora_stack_set_mode (s, EASEL_LORA_MODE_MERGE);
+  g_assert_true (easel_lora_stack_apply (s, &use, 1, NULL, &error));
+  g_assert_no_error (error);
+  run_model (&m, &um, &nu, &tm, &nt);
+
+  easel_lora_stack_set_mode (s, EASEL_LORA_MODE_RUNTIME);
+  g_assert_cmpint (easel_lora_stack_get_mode (s), ==, EASEL_LORA_MODE_RUNTIME);
+  g_assert_true (easel_lora_stack_apply (s, &use, 1, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (easel_lora_stack_n_rebuilt (s), ==, 4);   /* the mode changed every LoRA slot, not the LoHa */
+  g_assert_cmpuint (easel_lora_stack_n_patched (s), ==, 5);
+
+  /* stored weights bound; effective rows = explicit merge */
+  EaselPatchTarget *all[4] = { tk, tq, tc, ts };
+  for (int i = 0; i < 4; i++) {
+    EaselPatchTarget *t = all[i];
+    const float *a = i < 2 ? la[i] : ca[i - 2], *b = i < 2 ? lb[i] : cb[i - 2];
+    double scale = (i < 2 ? alpha / R : 1.0) * (i == 1 ? 0.5 : 0.75);
+    g_assert_true (easel_lora_stack_current (s, t)->data == t->stored.data);
+    g_autofree float *w0 = stored_rows (t), *got = g_new (float, t->rows * t->cols);
+    g_autofree double *want = g_new (double, t->rows * t->cols);
+    g_assert_true (easel_lora_stack_effective_rows (s, t, got));
+    for (gint64 o = 0; o < t->rows; o++)
+      for (gint64 c = 0; c < t->cols; c++) {
+        double d = 0;
+        for (gint64 k = 0; k < R; k++)
+          d += (double) b[o * R + k] * a[k * t->cols + c];
+        want[o * t->cols + c] = w0[o * t->cols + c] + scale * d;
+      }
+    assert_close (got, want, t->rows * t->cols);
+  }
+  /* the fused neighbours (q, v of attn1) are untouched; the LoHa is merged */
+  EaselPatchTarget *tv = target (ut, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_v");
+  g_autofree float *v0 = stored_rows (tv), *v1 = g_new (float, tv->rows * tv->cols);
+  easel_lora_stack_effective_rows (s, tv, v1);
+  g_assert_cmpmem (v0, tv->rows * tv->cols * sizeof (float), v1, tv->rows * tv->cols * sizeof (float));
+  g_assert_true (easel_lora_stack_current (s, tf)->data != tf->stored.data);
+  g_autofree float *f1 = g_new (float, tf->rows * tf->cols);
+  g_assert_false (easel_lora_stack_effective_rows (s, tf, f1));
+
+  run_model (&m, &ur, &nu, &trt, &nt);
+  double du = max_abs_diff (um, ur, nu), dt = max_abs_diff (tm, trt, nt);
+  double su = max_abs_diff (u0, um, nu), st = max_abs_diff (t0, tm, nt);
+  g_test_message ("runtime vs merge: UNet %.3g, TE %.3g; LoRA's effect: UNet %.3g, TE %.3g", du, dt, su, st);
+  g_assert_cmpfloat (su, >, 1e-2);
+  g_assert_cmpfloat (st, >, 1e-2);
+  g_assert_cmpfloat (du, <, 1e-4 * (1 + su));
+  g_assert_cmpfloat (dt, <, 1e-4 * (1 + st));
+
+  /* a new UNet strength: only the UNet adapters rebuilt; the LoHa copy (text encoder) is kept */
+  const void *loha_copy = easel_lora_stack_current (s, tf)->data;
+  use.unet_strength = 1.0f;
+  g_assert_true (easel_lora_stack_apply (s, &use, 1, NULL, &error));
+  g_assert_cmpuint (easel_lora_stack_n_rebuilt (s), ==, 3);   /* the three UNet slots */
+  g_assert_true (easel_lora_stack_current (s, tf)->data == loha_copy);
+  g_assert_true (easel_lora_stack_current (s, tk)->data == tk->stored.data);
+
+  /* empty set: stored weights, no adapters */
+  g_assert_true (easel_lora_stack_apply (s, NULL, 0, NULL, &error));
+  g_assert_cmpuint (easel_lora_stack_n_patched (s), ==, 0);
+  g_autofree float *k1 = g_new (float, tk->rows * tk->cols);
+  g_assert_false (easel_lora_stack_effective_rows (s, tk, k1));
+  g_autofree float *u2 = NULL, *t2 = NULL;
+  run_model (&m, &u2, &nu, &t2, &nt);
+  g_assert_cmpmem (u0, nu * sizeof (float), u2, nu * sizeof (float));
+  g_assert_cmpmem (t0, nt * sizeof (float), t2, nt * sizeof (float));
+  g_clear_pointer (&s, easel_lora_stack_free);
+  for (int i = 0; i < 2; i++) {
+    g_free (la[i]);
+    g_free (lb[i]);
+    g_free (ca[i]);
+    g_free (cb[i]);
+  }
+  model_close (&m);
+}
+
 /* --- references and hashes ---------------------------------------------------------------------- */
 
 static void
@@ -557,6 +739,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lora/bad-files", test_bad_files);
   g_test_add_func ("/lora/stack-fused", test_stack_fused);
   g_test_add_func ("/lora/stack-refusals", test_stack_refusals);
+  g_test_add_func ("/lora/runtime", test_runtime);
   g_test_add_func ("/lora/prompt-tags", test_prompt_tags);
   g_test_add_func ("/lora/arg", test_arg);
   g_test_add_func ("/lora/hash", test_hash);
