@@ -11,6 +11,7 @@
 /* the widest attention heads the two shader variants keep in registers (ACC · TPR in attention.comp) */
 #define ATTENTION_MAX_HEAD 256
 #define ATTENTION_WIDE_MAX_HEAD 512
+#define ATTENTION_COOP_MAX_HEAD 128   /* DMAX in attention_coop.comp */
 
 typedef struct {
   EaselVkArg a[EASEL_VK_MAX_BINDINGS];
@@ -84,10 +85,20 @@ bound_elem_size (EaselVkBackend *vb, const EaselTensor *t, int s)
 /* The cooperative-matrix variant `coop` for a matrix op whose weight (source 1) is fp16, when the
  * device runs one and no fp16 overflow forced the exact path; binds the overflow counter as binding
  * 4. Else `plain`. */
+static EaselVkPipelineId coop_variant (EaselVkBackend *vb, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain);
+
 static EaselVkPipelineId
 matmul_variant (EaselVkBackend *vb, EaselTensor *t, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain)
 {
-  if (vb->exact || !is_matrix_f16 (vb, t, 1) || !easel_vk_pipeline_usable (vb->dev, &vb->pl, coop))
+  return is_matrix_f16 (vb, t, 1) ? coop_variant (vb, A, coop, plain) : plain;
+}
+
+/* The cooperative-matrix variant `coop` when the device runs one and no fp16 overflow forced the
+ * exact path, with the overflow counter bound as binding 4; else `plain`. */
+static EaselVkPipelineId
+coop_variant (EaselVkBackend *vb, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain)
+{
+  if (vb->exact || !easel_vk_pipeline_usable (vb->dev, &vb->pl, coop))
     return plain;
   /* atomic adds only: no ordering between dispatches needed, so not a tracked write */
   A->a[A->n] = (EaselVkArg) { &vb->overflow, 0, vb->overflow.size, FALSE };
@@ -329,8 +340,10 @@ op_attention (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.k_off = A.off[1];
   p.v_off = A.off[2];
   p.o_off = A.off[3];
-  return dispatch (vb, p.dv > ATTENTION_MAX_HEAD ? EASEL_VK_ATTENTION_WIDE : EASEL_VK_ATTENTION, &A, &p, sizeof p,
-                   p.lq, (guint64) heads, (guint64) q->shape[0], error);
+  EaselVkPipelineId id = p.dv > ATTENTION_MAX_HEAD ? EASEL_VK_ATTENTION_WIDE : EASEL_VK_ATTENTION;
+  if (!p.causal && p.d <= ATTENTION_COOP_MAX_HEAD && p.dv <= ATTENTION_COOP_MAX_HEAD)
+    id = coop_variant (vb, &A, EASEL_VK_ATTENTION_COOP, id);
+  return dispatch (vb, id, &A, &p, sizeof p, p.lq, (guint64) heads, (guint64) q->shape[0], error);
 }
 
 static gboolean

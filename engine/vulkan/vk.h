@@ -115,6 +115,7 @@ gboolean easel_vk_slabs_alloc (EaselVkDevice *dev, EaselVkSlabs *s, VkDeviceSize
 
 typedef enum {
   EASEL_VK_ATTENTION,
+  EASEL_VK_ATTENTION_COOP,
   EASEL_VK_ATTENTION_WIDE,
   EASEL_VK_AVG_POOL2D,
   EASEL_VK_BINARY_ADD,
