@@ -39,9 +39,10 @@
  *    declares it for every GL_NV_cooperative_matrix shader, and a module without it is refused.
  *  - Integer matrices: NV takes signedness from the component type, KHR from operand bits: a signed
  *    component type sets Matrix{A,B,C,Result}SignedComponentsKHR on the product.
- * New ids: the Use and layout values are 32-bit int constants (and an OpTypeInt 32 0 where the
- * module has no 32-bit int type), declared just before the first OpTypeCooperativeMatrixNV (after
- * the int type, which the rows constants already need); the header's id bound grows by their count.
+ * New ids: the Use and layout values are new 32-bit int constants (of the module's first 32-bit
+ * OpTypeInt, which the rows and columns constants already need: a module whose first cooperative
+ * matrix type comes before any 32-bit int type is refused), declared just before the first
+ * OpTypeCooperativeMatrixNV; the header's id bound grows by their count.
  *
  * Input is treated as hostile (it is a build product, but the fuzz target feeds it anything): the
  * framing is checked before any instruction is read, every id is checked against the bound before
@@ -57,7 +58,7 @@
 enum {
   OP_SOURCE_CONTINUED = 2, OP_SOURCE = 3, OP_SOURCE_EXTENSION = 4, OP_NAME = 5, OP_MEMBER_NAME = 6,
   OP_STRING = 7, OP_LINE = 8, OP_EXTENSION = 10, OP_EXT_INST_IMPORT = 11, OP_MEMORY_MODEL = 14,
-  OP_ENTRY_POINT = 15, OP_EXECUTION_MODE = 16, OP_CAPABILITY = 17, OP_TYPE_INT = 21,
+  OP_ENTRY_POINT = 15, OP_EXECUTION_MODE = 16, OP_CAPABILITY = 17, OP_TYPE_INT = 21, OP_TYPE_FLOAT = 22,
   OP_CONSTANT_TRUE = 41, OP_CONSTANT_FALSE = 42, OP_CONSTANT = 43, OP_SPEC_CONSTANT_TRUE = 48,
   OP_SPEC_CONSTANT_FALSE = 49, OP_SPEC_CONSTANT_OP = 52, OP_DECORATE = 71, OP_MEMBER_DECORATE = 72,
   OP_DECORATION_GROUP = 73, OP_GROUP_DECORATE = 74, OP_GROUP_MEMBER_DECORATE = 75,
@@ -323,26 +324,32 @@ root (Module *m, guint32 id)
   return &ts[i];
 }
 
-/* the value of an OpConstant of id, for messages; -1 when id is not one */
-static gint64
-constant_value (const Module *m, guint32 id)
+/* for messages: the value of the OpConstant id ("?" if it is not one, e.g. a specialization
+ * constant), or the name of the scalar type id ("f16", "i8", "u32") */
+static char *
+describe_id (const Module *m, guint32 id)
 {
-  for (gsize at = 5; at < m->n; at += word_count (m, at))
-    if (opcode (m, at) == OP_CONSTANT && word_count (m, at) == 4 && m->w[at + 2] == id)
-      return m->w[at + 3];
-  return -1;
+  for (gsize at = 5; at < m->n; at += word_count (m, at)) {
+    const guint32 *w = m->w + at;
+    guint op = opcode (m, at), wc = word_count (m, at);
+    if (op == OP_CONSTANT && wc == 4 && w[2] == id)
+      return g_strdup_printf ("%u", w[3]);
+    if (op == OP_TYPE_FLOAT && wc >= 3 && w[1] == id)
+      return g_strdup_printf ("f%u", w[2]);
+    if (op == OP_TYPE_INT && wc == 4 && w[1] == id)
+      return g_strdup_printf ("%c%u", w[3] ? 'i' : 'u', w[2]);
+  }
+  return g_strdup ("?");
 }
 
-/* "%10 (16 x 16)" for messages */
+/* "cooperative matrix type %10 (f16, 16 x 16)" */
 static char *
 describe (const Module *m, guint32 type_id)
 {
   const CoopType *t = &g_array_index (m->types, CoopType, m->type_index[type_id] - 1);
-  gint64 r = constant_value (m, t->rows), c = constant_value (m, t->cols);
+  g_autofree char *comp = describe_id (m, t->component), *r = describe_id (m, t->rows), *c = describe_id (m, t->cols);
 
-  if (r < 0 || c < 0)
-    return g_strdup_printf ("cooperative matrix type %%%u (specialized shape)", type_id);
-  return g_strdup_printf ("cooperative matrix type %%%u (%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT ")", type_id, r, c);
+  return g_strdup_printf ("cooperative matrix type %%%u (%s, %s x %s)", type_id, comp, r, c);
 }
 
 /* the value at operand k of the instruction at `at` is of a cooperative matrix type: that type */
@@ -379,12 +386,13 @@ set_use (Module *m, gsize at, guint32 type_id, guint use)
     r->use_type = type_id;
   } else if (r->use != use) {
     g_autofree char *here = describe (m, type_id), *there = describe (m, r->use_type);
+    g_autofree char *other = r->use_type == type_id ? g_strdup ("") :
+      g_strdup_printf (", and it converts to or from %s,", there);
     return fail_at (m, EASEL_ERROR_UNSUPPORTED, at,
-                    "%s is used as %s here, but %s is used as %s at word %" G_GSIZE_FORMAT "%s; a "
+                    "%s is used as %s here%s used as %s at word %" G_GSIZE_FORMAT "; a "
                     "SPV_KHR_cooperative_matrix type has one use, so give the roles different shapes or "
                     "component types (the rules are in shaders/spirv-coopmat.c)",
-                    here, use_names[use], there, use_names[r->use], r->use_at,
-                    r->use_type != type_id ? " (the two are joined by conversions)" : "");
+                    here, use_names[use], other, use_names[r->use], r->use_at);
   }
   return TRUE;
 }
@@ -497,10 +505,9 @@ constrain (Module *m)
     n_new += m->need[v];
   if (n_new > 0 && m->first_coop_at == 0)
     return fail_at (m, EASEL_ERROR_INVALID_FILE, 0, "cooperative matrix instructions without any OpTypeCooperativeMatrixNV");
-  if (m->first_coop_at != 0 && m->int32_at > m->first_coop_at)
-    return fail_at (m, EASEL_ERROR_INVALID_FILE, m->int32_at, "the first 32-bit OpTypeInt comes after the first "
+  if (m->first_coop_at != 0 && (m->int32_at == 0 || m->int32_at > m->first_coop_at))
+    return fail_at (m, EASEL_ERROR_INVALID_FILE, m->first_coop_at, "no 32-bit OpTypeInt before the first "
                     "OpTypeCooperativeMatrixNV, whose rows and columns must be 32-bit integer constants");
-  n_new += m->first_coop_at != 0 && m->int32_at == 0;
   if (m->bound > EASEL_SPIRV_ID_LIMIT - n_new)
     return fail_at (m, EASEL_ERROR_UNSUPPORTED, 3, "no room for %u new ids under the id limit", n_new);
   return TRUE;
@@ -543,18 +550,12 @@ emit (Module *m, gsize *n_out)
     const guint32 *w = m->w + at;
     guint wc = word_count (m, at);
 
-    if (at == m->first_coop_at) {
-      guint32 int_id = m->int32_id;
-      if (m->int32_at == 0) {
-        guint32 decl[] = { 4u << 16 | OP_TYPE_INT, int_id = bound++, 32, 0 };
-        append (out, decl, 4);
-      }
+    if (at == m->first_coop_at)
       for (guint v = 0; v < 3; v++)
         if (m->need[v]) {
-          guint32 decl[] = { 4u << 16 | OP_CONSTANT, int_id, const_id[v] = bound++, v };
+          guint32 decl[] = { 4u << 16 | OP_CONSTANT, m->int32_id, const_id[v] = bound++, v };
           append (out, decl, 4);
         }
-    }
 
     switch (opcode (m, at)) {
     case OP_CAPABILITY:
