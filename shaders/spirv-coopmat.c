@@ -44,6 +44,11 @@
  * matrix type comes before any 32-bit int type is refused), declared just before the first
  * OpTypeCooperativeMatrixNV; the header's id bound grows by their count.
  *
+ * Seen while testing (Debian 12's glslc, Mesa 26 lavapipe): glslc -O crashes on a sum of two
+ * cooperative matrices (x + y; fine without -O), and lavapipe fails pipeline creation for the
+ * OpSpecConstantOp CooperativeMatrixLengthKHR that glslang makes of m.length () (spirv-val accepts
+ * it); loads, stores in both layouts, arithmetic and element access ran exactly there.
+ *
  * Input is treated as hostile (it is a build product, but the fuzz target feeds it anything): the
  * framing is checked before any instruction is read, every id is checked against the bound before
  * it indexes a table, and every operand read is inside its instruction's word count. */
