@@ -394,7 +394,7 @@ choose_coopmat (const EaselVulkanDeviceInfo *info)
       && easel_vk_spv_built_in ("linear_coop_khr"))
     return "khr";
   if (nv && info->coopmat_nv && info->subgroup_size == 32 && easel_vulkan_has_coopmat (info, FALSE, 16, 8, 16)
-      && easel_vk_spv_built_in ("linear_coop_nv"))
+      && easel_vk_spv_built_in ("linear_coop"))
     return "nv";
   if (khr && info->coopmat_khr && info->subgroup_size == 8 && easel_vulkan_has_coopmat (info, TRUE, 8, 8, 8)
       && easel_vk_spv_built_in ("linear_coop_khr8"))

@@ -112,7 +112,8 @@ easel_vk_pipelines_init (EaselVkDevice *dev, EaselVkPipelines *pl, GError **erro
     if (coop && g_strcmp0 (dev->coopmat, "khr8") == 0)   /* 64 x 64 tiles, 32 queries at 8x8x8 (shaders/) */
       p->wg[0] = id == EASEL_VK_ATTENTION_COOP ? 32 : 64, p->wg[1] = id == EASEL_VK_ATTENTION_COOP ? 1 : 64;
     p->flat = defs[id].flat;
-    const EaselVkSpv *spv = find_spv (p->name);
+    /* cooperative variants: NAME is glslc's NV module, NAME_khr its KHR rewrite, NAME_khr8 (shaders/) */
+    const EaselVkSpv *spv = find_spv (coop && g_strcmp0 (dev->coopmat, "nv") == 0 ? names[id] : p->name);
     if (spv) {
       p->spv = spv->code;
       p->spv_size = spv->size;
