@@ -11,9 +11,37 @@ easel_backend_name (EaselBackend *b)
   return b->klass->name;
 }
 
+enum { PROFILE_ENV_READ = 1, PROFILE_PRINT_AT_FREE = 2 };
+
+void
+easel_backend_set_profile (EaselBackend *b, gboolean on)
+{
+  b->profile_state |= PROFILE_ENV_READ;
+  if (on && b->profile == NULL)
+    b->profile = easel_profile_new (strcmp (b->klass->name, "cpu") == 0 ? "wall time per node"
+                                    : "GPU timestamps per node, dispatches serialized");
+  else if (!on) {
+    g_clear_pointer (&b->profile, easel_profile_free);
+    b->profile_state &= ~PROFILE_PRINT_AT_FREE;
+  }
+}
+
+EaselProfile *
+easel_backend_get_profile (EaselBackend *b)
+{
+  return b->profile;
+}
+
 gboolean
 easel_backend_compute (EaselBackend *b, EaselGraph *g, GError **error)
 {
+  if (!(b->profile_state & PROFILE_ENV_READ)) {
+    const char *env = g_getenv ("EASEL_PROFILE");
+    gboolean on = env != NULL && *env != '\0' && strcmp (env, "0") != 0;
+    easel_backend_set_profile (b, on);
+    if (on)
+      b->profile_state |= PROFILE_PRINT_AT_FREE;
+  }
   const GError *ge = easel_graph_error (g);
   if (ge != NULL) {
     g_propagate_error (error, g_error_copy (ge));
@@ -46,8 +74,16 @@ easel_backend_read (EaselBackend *b, const EaselTensor *t, float *out, GError **
 void
 easel_backend_free (EaselBackend *b)
 {
-  if (b)
-    b->klass->free (b);
+  if (b == NULL)
+    return;
+  /* freed after the backend: the Vulkan backend collects its last submission's timestamps into it */
+  EaselProfile *p = b->profile;
+  gboolean print = p && (b->profile_state & PROFILE_PRINT_AT_FREE);
+  g_autofree char *title = g_strdup_printf ("%s backend", b->klass->name);
+  b->klass->free (b);
+  if (print)
+    easel_profile_print (p, stderr, title, 20);
+  easel_profile_free (p);
 }
 
 EaselBackend *

@@ -12,6 +12,7 @@
 #include <glib.h>
 
 #include "graph.h"
+#include "profile.h"
 
 G_BEGIN_DECLS
 
@@ -35,6 +36,8 @@ typedef struct {
 struct _EaselBackend {
   const EaselBackendClass *klass;
   EaselBackendStats stats;
+  EaselProfile *profile;   /* per-op times, NULL when off (easel_backend_set_profile, $EASEL_PROFILE) */
+  guint profile_state;     /* backend.c: whether $EASEL_PROFILE was read, and whether to print at free */
 };
 
 /* n_threads <= 0: $EASEL_THREADS or every core. transfer full. */
@@ -55,6 +58,13 @@ gboolean    easel_backend_compute (EaselBackend *b, EaselGraph *g, GError **erro
 gboolean    easel_backend_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error);
 void        easel_backend_free (EaselBackend *b);
 void        easel_backend_get_stats (EaselBackend *b, EaselBackendStats *out);
+/* Per-op profiling (profile.h): the CPU backend times each node on the wall clock, the Vulkan
+ * backend with GPU timestamps (dispatches then run one after another). $EASEL_PROFILE=1 turns it on
+ * for every backend at its first compute and prints the profile to stderr when the backend is
+ * freed; easel_backend_set_profile turns it on or off by hand (no printing at free). A backend
+ * that cannot time (a Vulkan queue without timestamps) leaves the profile empty and says so once. */
+void          easel_backend_set_profile (EaselBackend *b, gboolean on);
+EaselProfile *easel_backend_get_profile (EaselBackend *b);   /* NULL when off; owned by b */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EaselBackend, easel_backend_free)
 
 G_END_DECLS

@@ -3,6 +3,7 @@
  * matrix GFLOP/s achieved, peak memory, and — measured in the same run — the GFLOP/s of OpenBLAS
  * sgemm over the same threads, so the ratio shows how close each network runs to the machine. Never
  * fails on time; figures go to stdout. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "engine/lora.h"
 #include "engine/model-make.h"
 #include "engine/model-spec.h"
+#include "engine/profile.h"
 #include "engine/rng.h"
 #include "engine/unet.h"
 #include "engine/vae.h"
@@ -78,6 +80,7 @@ typedef struct {
 static int bench_threads;
 static double ref_gflops;
 static const char *bench_backend = "cpu";
+static double peak_tflops = 989.0;     /* --peak-tflops: H100 SXM, fp16 dense tensor */
 
 /* sgemm is measured again right before each timing, so a machine whose load changes during the
  * run still gives a fair ratio. */
@@ -102,8 +105,19 @@ timer_report (Timer *t, const char *what, int calls, double unused)
     printf ("  %-34s %9.3f s/call  %9.1f GFLOP  %7.1f GFLOP/s  %5.0f%% of sgemm (%.0f)  peak RSS %.2f GiB\n", what, dt,
             gflop, gflop / dt, 100.0 * gflop / dt / ref_gflops, ref_gflops, peak_rss_gib ());
   else
-    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  peak RSS %.2f GiB\n", what, dt, gflop, gflop / dt / 1e3,
-            peak_rss_gib ());
+    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  %5.1f%% of %.0f TFLOP/s peak  peak RSS %.2f GiB\n", what,
+            dt, gflop, gflop / dt / 1e3, 100.0 * gflop / dt / 1e3 / peak_tflops, peak_tflops, peak_rss_gib ());
+  fflush (stdout);
+}
+
+/* Everything EaselBackendStats holds, once per case. */
+static void
+print_backend_stats (EaselBackend *be)
+{
+  EaselBackendStats st;
+  easel_backend_get_stats (be, &st);
+  printf ("  %s backend stats: %" G_GUINT64_FORMAT " computes, %" G_GUINT64_FORMAT " nodes, %.1f TFLOP, %.2f s in "
+          "compute\n", easel_backend_name (be), st.computes, st.nodes, st.flops / 1e12, st.seconds);
   fflush (stdout);
 }
 
@@ -133,49 +147,69 @@ bench_model (const char *family, GError **error)
   return path;
 }
 
-/* The UNet's bench inputs: random sample and context at batch B, side S (latent), timestep 500,
- * SDXL's pooled text (zeros) and time ids (the image side). */
+/* One UNet call's inputs: sample (B, Cin, S, S) and context (B, 77, ctx) random, t = 500, SDXL's
+ * pooled zeros and time ids all 8·S. */
 typedef struct {
+  EaselUnet *unet;
   gint64 B, S, n_ids, P;
-  float *x, *ctx, *pooled, *tids;
-  float t[2];
-} UnetInputs;
+  float *x, *out, *ctx, *pooled, *tids;
+  float t[64];
+} UnetRun;
 
 static void
-unet_inputs_init (UnetInputs *in, EaselUnet *unet, const EaselDetection *det, const BenchCase *bc)
+unet_run_init (UnetRun *r, EaselUnet *unet, const EaselDetection *det, gint64 B, gint64 S)
 {
   const EaselUnetConfig *uc = easel_unet_config (unet);
-  in->B = bc->unet_batch;
-  in->S = bc->latent;
-  in->n_ids = uc->adm_in ? det->n_time_ids : 0;
-  in->P = det->pooled_dim;
-  in->x = g_new (float, in->B * uc->in_channels * in->S * in->S);
-  in->ctx = g_new (float, in->B * 77 * uc->context_dim);
-  in->pooled = g_new0 (float, in->B * MAX (in->P, 1));
-  in->tids = g_new (float, in->B * MAX (in->n_ids, 1));
-  in->t[0] = in->t[1] = 500.0f;
+  memset (r, 0, sizeof *r);
+  r->unet = unet;
+  r->B = MIN (B, (gint64) G_N_ELEMENTS (r->t));
+  r->S = S;
+  r->n_ids = uc->adm_in ? det->n_time_ids : 0;
+  r->P = det->pooled_dim;
+  r->x = g_new (float, r->B * uc->in_channels * S * S);
+  r->out = g_new (float, r->B * uc->out_channels * S * S);
+  r->ctx = g_new (float, r->B * 77 * uc->context_dim);
+  r->pooled = g_new0 (float, r->B * MAX (r->P, 1));
+  r->tids = g_new (float, r->B * MAX (r->n_ids, 1));
   g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 1);
-  easel_rng_randn (rng, in->x, in->B * uc->in_channels * in->S * in->S);
-  easel_rng_randn (rng, in->ctx, in->B * 77 * uc->context_dim);
-  for (gint64 i = 0; i < in->B * in->n_ids; i++)
-    in->tids[i] = (float) (in->S * 8);
+  easel_rng_randn (rng, r->x, r->B * uc->in_channels * S * S);
+  easel_rng_randn (rng, r->ctx, r->B * 77 * uc->context_dim);
+  for (gint64 i = 0; i < r->B * r->n_ids; i++)
+    r->tids[i] = (float) (S * 8);
+  for (gint64 i = 0; i < r->B; i++)
+    r->t[i] = 500.0f;
+}
+
+static gboolean
+unet_run (UnetRun *r, EaselBackend *be, GError **error)
+{
+  return easel_unet_forward (r->unet, be, r->x, r->B, r->S, r->S, r->t, r->ctx, 77, r->n_ids ? r->pooled : NULL, r->P,
+                             r->n_ids ? r->tids : NULL, r->n_ids, r->out, error);
 }
 
 static void
-unet_inputs_clear (UnetInputs *in)
+unet_run_clear (UnetRun *r)
 {
-  g_free (in->x);
-  g_free (in->ctx);
-  g_free (in->pooled);
-  g_free (in->tids);
+  g_free (r->x);
+  g_free (r->out);
+  g_free (r->ctx);
+  g_free (r->pooled);
+  g_free (r->tids);
 }
 
-/* out: (B, out_channels, S, S) */
-static gboolean
-unet_call (EaselUnet *unet, EaselBackend *be, const UnetInputs *in, float *out, GError **error)
+/* With a profile on ($EASEL_PROFILE): prints what it holds under title (NULL: nothing) and empties
+ * it, so each network's timed calls get their own table. */
+static void
+profile_section (EaselBackend *be, const char *title)
 {
-  return easel_unet_forward (unet, be, in->x, in->B, in->S, in->S, in->t, in->ctx, 77, in->n_ids ? in->pooled : NULL,
-                             in->P, in->n_ids ? in->tids : NULL, in->n_ids, out, error);
+  EaselProfile *p = easel_backend_get_profile (be);
+  if (p == NULL)
+    return;
+  if (title) {
+    fflush (stdout);
+    easel_profile_print (p, stderr, title, 20);
+  }
+  easel_profile_reset (p);
 }
 
 static gboolean
@@ -216,12 +250,14 @@ bench_case (const BenchCase *bc, const char *model_path, int n_threads, int iter
     if (!easel_clip_encode (clip, be, ids, 2, 77, &req, hidden, pooled, cc->projection ? emb : NULL, error))
       return FALSE;
     timer_report (&tm, label, 1, ref);
+    profile_section (be, NULL);
     timer_start (&tm, be);
     for (int i = 0; i < iters; i++)
       if (!easel_clip_encode (clip, be, ids, 2, 77, &req, hidden, pooled, cc->projection ? emb : NULL, error))
         return FALSE;
     g_autofree char *label2 = g_strdup_printf ("text encoder %u", index);
     timer_report (&tm, label2, iters, ref);
+    profile_section (be, label2);
   }
 
   /* UNet: batch 2 at the family's native size */
@@ -229,29 +265,28 @@ bench_case (const BenchCase *bc, const char *model_path, int n_threads, int iter
     g_autoptr(EaselUnet) unet = easel_unet_new (ck, NULL, error);
     if (unet == NULL)
       return FALSE;
-    const EaselUnetConfig *uc = easel_unet_config (unet);
-    UnetInputs in;
-    unet_inputs_init (&in, unet, det, bc);
-    gint64 B = in.B, S = in.S;
-    g_autofree float *out = g_new (float, B * uc->out_channels * S * S);
+    UnetRun run;
+    unet_run_init (&run, unet, det, bc->unet_batch, bc->latent);
+    gint64 S = bc->latent, B = bc->unet_batch;
     g_autofree char *label = g_strdup_printf ("unet %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " batch %" G_GINT64_FORMAT
                                               ", first", S * 8, S * 8, B);
     timer_start (&tm, be);
-    if (!unet_call (unet, be, &in, out, error)) {
-      unet_inputs_clear (&in);
-      return FALSE;
-    }
-    timer_report (&tm, label, 1, ref);
+    gboolean ok = unet_run (&run, be, error);
+    if (ok)
+      timer_report (&tm, label, 1, ref);
+    profile_section (be, NULL);
     timer_start (&tm, be);
-    for (int i = 0; i < iters; i++)
-      if (!unet_call (unet, be, &in, out, error)) {
-        unet_inputs_clear (&in);
-        return FALSE;
-      }
+    for (int i = 0; i < iters && ok; i++)
+      ok = unet_run (&run, be, error);
     g_autofree char *label2 = g_strdup_printf ("unet %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " batch %" G_GINT64_FORMAT,
                                                S * 8, S * 8, B);
-    timer_report (&tm, label2, iters, ref);
-    unet_inputs_clear (&in);
+    if (ok) {
+      timer_report (&tm, label2, iters, ref);
+      profile_section (be, label2);
+    }
+    unet_run_clear (&run);
+    if (!ok)
+      return FALSE;
   }
 
   /* VAE decode of one image */
@@ -264,12 +299,276 @@ bench_case (const BenchCase *bc, const char *model_path, int n_threads, int iter
     g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 2);
     easel_rng_randn (rng, z, 4 * S * S);
     g_autofree char *label = g_strdup_printf ("vae decode %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT, S * f, S * f);
+    profile_section (be, NULL);
     timer_start (&tm, be);
     if (!easel_vae_decode (vae, be, z, 1, S, S, img, error))
       return FALSE;
     timer_report (&tm, label, 1, ref);
+    profile_section (be, label);
+    /* again, weights already on the device: the decode time of a generation after the first */
+    timer_start (&tm, be);
+    for (int i = 0; i < iters; i++)
+      if (!easel_vae_decode (vae, be, z, 1, S, S, img, error))
+        return FALSE;
+    g_autofree char *label2 = g_strdup_printf ("vae decode %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT ", again", S * f, S * f);
+    timer_report (&tm, label2, iters, ref);
+    profile_section (be, label2);
   }
+  print_backend_stats (be);
   return TRUE;
+}
+
+/* --- bench --ops ------------------------------------------------------------------------------ */
+
+/* One (op, shape) of a network: enough to build a graph of that op alone. */
+typedef struct {
+  EaselProfileNode node;               /* key, flops, bytes */
+  const char *model;                   /* the bench case's family */
+  guint per_call;                      /* how often one forward runs it */
+  int n_src;
+  int n_dims[EASEL_MAX_SRC];
+  gint64 shape[EASEL_MAX_SRC][EASEL_MAX_DIMS];
+  gboolean weight[EASEL_MAX_SRC];
+  gint32 ip[8];
+  float fp[4];
+} OpShape;
+
+static gboolean
+op_benched (EaselOp op)
+{
+  return op == EASEL_OP_LINEAR || op == EASEL_OP_CONV2D || op == EASEL_OP_ATTENTION || op == EASEL_OP_GROUP_NORM
+         || op == EASEL_OP_LAYER_NORM || op == EASEL_OP_GEGLU;
+}
+
+/* A backend that runs nothing: it notes each benched node's shape (once per key, counting repeats)
+ * and reads zeros, so that a network's forward lists its ops without computing them. */
+typedef struct {
+  EaselBackend parent;
+  const char *model;
+  GHashTable *seen;                    /* key -> OpShape * in shapes */
+  GPtrArray *shapes;                   /* OpShape *, owned, in first-seen order */
+} ShapesBackend;
+
+static gboolean
+shapes_compute (EaselBackend *b, EaselGraph *g, GError **error)
+{
+  ShapesBackend *sb = (ShapesBackend *) b;
+  for (guint i = 0; i < easel_graph_n_nodes (g); i++) {
+    const EaselTensor *t = easel_graph_node (g, i);
+    if (!op_benched (t->op))
+      continue;
+    OpShape s = { .model = sb->model, .per_call = 1 };
+    easel_profile_node_init (&s.node, t);
+    OpShape *old = g_hash_table_lookup (sb->seen, s.node.key);
+    if (old) {
+      old->per_call++;
+      continue;
+    }
+    for (int k = 0; k < EASEL_MAX_SRC && t->src[k]; k++) {
+      s.n_src = k + 1;
+      s.n_dims[k] = t->src[k]->n_dims;
+      memcpy (s.shape[k], t->src[k]->shape, sizeof s.shape[k]);
+      s.weight[k] = (t->src[k]->base->flags & EASEL_TENSOR_WEIGHT) != 0;
+    }
+    memcpy (s.ip, t->ip, sizeof s.ip);
+    memcpy (s.fp, t->fp, sizeof s.fp);
+    OpShape *n = g_memdup2 (&s, sizeof s);
+    g_ptr_array_add (sb->shapes, n);
+    g_hash_table_insert (sb->seen, n->node.key, n);
+  }
+  (void) error;
+  return TRUE;
+}
+
+static gboolean
+shapes_read (EaselBackend *b, const EaselTensor *t, float *out, GError **error)
+{
+  (void) b;
+  (void) error;
+  memset (out, 0, (gsize) easel_tensor_numel (t) * sizeof (float));
+  return TRUE;
+}
+
+static void
+shapes_free (EaselBackend *b)
+{
+  ShapesBackend *sb = (ShapesBackend *) b;
+  g_hash_table_unref (sb->seen);
+  g_free (sb);
+}
+
+static const EaselBackendClass shapes_class = { "shapes", shapes_compute, shapes_read, shapes_free };
+
+/* The benched ops of one UNet forward of case bc at latent side S (batch bc->unet_batch), appended
+ * to shapes (OpShape *). */
+static gboolean
+collect_unet_shapes (const BenchCase *bc, const char *model_path, gint64 S, GPtrArray *shapes, GError **error)
+{
+  g_autofree char *path = model_path ? g_strdup (model_path) : bench_model (bc->family, error);
+  if (path == NULL)
+    return FALSE;
+  g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, error);
+  if (ck == NULL)
+    return FALSE;
+  g_autoptr(EaselUnet) unet = easel_unet_new (ck, NULL, error);
+  if (unet == NULL)
+    return FALSE;
+  ShapesBackend *sb = g_new0 (ShapesBackend, 1);
+  sb->parent.klass = &shapes_class;
+  sb->model = bc->family;
+  sb->seen = g_hash_table_new (g_str_hash, g_str_equal);
+  sb->shapes = shapes;
+  easel_backend_set_profile (&sb->parent, FALSE);
+  g_autoptr(EaselBackend) be = &sb->parent;
+  UnetRun run;
+  unet_run_init (&run, unet, easel_checkpoint_detection (ck), bc->unet_batch, S);
+  gboolean ok = unet_run (&run, be, error);
+  unet_run_clear (&run);
+  return ok;
+}
+
+/* n small values: weights as fp16, inputs as fp32 */
+static gpointer
+random_data (EaselRng *rng, gint64 n, gboolean f16)
+{
+  float *f = g_new (float, MAX (n, 1));
+  easel_rng_randn (rng, f, n);
+  if (!f16)
+    return f;
+  guint16 *h = g_new (guint16, MAX (n, 1));
+  for (gint64 i = 0; i < n; i++)
+    h[i] = easel_f32_to_f16 (f[i] * 0.05f);
+  g_free (f);
+  return h;
+}
+
+/* Runs s's op alone, warmup + iters times: GPU (profile) and wall milliseconds per run. */
+static gboolean
+time_op (EaselBackend *be, EaselRng *rng, const OpShape *s, int warmup, int iters, double *gpu_ms, double *wall_ms,
+         GError **error)
+{
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  g_autoptr(GPtrArray) data = g_ptr_array_new_with_free_func (g_free);
+  EaselTensor *src[EASEL_MAX_SRC] = { NULL };
+  for (int k = 0; k < s->n_src; k++) {
+    gint64 n = 1;
+    for (int d = 0; d < s->n_dims[k]; d++)
+      n *= s->shape[k][d];
+    gpointer p = random_data (rng, n, s->weight[k]);
+    g_ptr_array_add (data, p);
+    g_autofree char *name = g_strdup_printf ("src%d", k);
+    src[k] = s->weight[k] ? easel_graph_weight (g, name, EASEL_DTYPE_F16, s->n_dims[k], s->shape[k], p)
+                          : easel_graph_input (g, name, EASEL_DTYPE_F32, s->n_dims[k], s->shape[k], p);
+  }
+  EaselTensor *y = NULL;
+  switch (s->node.op) {
+  case EASEL_OP_LINEAR:
+    y = easel_op_linear (g, src[0], src[1], src[2]);
+    break;
+  case EASEL_OP_CONV2D:
+    y = easel_op_conv2d_ext (g, src[0], src[1], src[2], s->ip[0], s->ip[1], s->ip[2], s->ip[3]);
+    break;
+  case EASEL_OP_ATTENTION:
+    y = easel_op_attention (g, src[0], src[1], src[2], s->ip[0], s->fp[0], s->ip[1]);
+    break;
+  case EASEL_OP_GROUP_NORM:
+    y = easel_op_group_norm (g, src[0], src[1], src[2], s->ip[0], s->fp[0], s->ip[1]);
+    break;
+  case EASEL_OP_LAYER_NORM:
+    y = easel_op_layer_norm (g, src[0], src[1], src[2], s->fp[0]);
+    break;
+  case EASEL_OP_GEGLU:
+    y = easel_op_geglu (g, src[0]);
+    break;
+  default:
+    g_assert_not_reached ();
+  }
+  easel_graph_mark_output (g, y);
+  g_autofree float *out = g_new (float, easel_tensor_numel (y));
+  easel_backend_set_profile (be, TRUE);
+  EaselProfile *prof = easel_backend_get_profile (be);
+  for (int i = 0; i < warmup; i++)
+    if (!easel_backend_compute (be, g, error) || !easel_backend_read (be, y, out, error))
+      return FALSE;
+  easel_profile_reset (prof);
+  double t0 = now ();
+  for (int i = 0; i < iters; i++)
+    if (!easel_backend_compute (be, g, error))
+      return FALSE;
+  if (!easel_backend_read (be, y, out, error))
+    return FALSE;
+  *wall_ms = (now () - t0) * 1e3 / iters;
+  *gpu_ms = easel_profile_total_seconds (prof) * 1e3 / iters;
+  return TRUE;
+}
+
+static gboolean
+bench_ops (const char *family, const char *model, gint64 latent, int iters, const char *out_path, GError **error)
+{
+  g_autoptr(GPtrArray) shapes = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    if (strcmp (family, "all") != 0 && strcmp (family, cases[i].family) != 0)
+      continue;
+    guint before = shapes->len;
+    gint64 S = latent > 0 ? latent : cases[i].latent;
+    if (!collect_unet_shapes (&cases[i], model, S, shapes, error))
+      return FALSE;
+    printf ("%s UNet %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " batch %" G_GINT64_FORMAT ": %u distinct shapes of "
+            "linear, conv2d, attention, group_norm, layer_norm, geglu\n", cases[i].family, S * 8, S * 8,
+            cases[i].unet_batch, shapes->len - before);
+  }
+  g_autoptr(EaselBackend) be = strcmp (bench_backend, "cpu") == 0 ? easel_backend_new_cpu (bench_threads)
+                                                                     : easel_backend_new_for_name (bench_backend, error);
+  if (be == NULL)
+    return FALSE;
+  FILE *tsv = NULL;
+  if (out_path && (tsv = fopen (out_path, "w")) == NULL) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "%s: cannot write: %s", out_path,
+                 g_strerror (errno));
+    return FALSE;
+  }
+  if (tsv)
+    fprintf (tsv, "model\tkey\top\tper_step\tms\twall_ms\tgflop\tgbytes\ttflops\tgbps\n");
+  gboolean gpu = strcmp (easel_backend_name (be), "cpu") != 0;
+  printf ("%s: each op alone, %d runs after 2 warm-up runs; ms per run from %s\n", easel_backend_name (be), iters,
+          gpu ? "GPU timestamps" : "the wall clock around each node");
+  printf ("%-6s %-50s %5s %9s %9s %9s %9s\n", "model", "key", "/step", "ms", "wall ms", "TFLOP/s", "GB/s");
+  g_autoptr(EaselRng) rng = easel_rng_new (EASEL_RNG_CPU, 3);
+  g_autoptr(GHashTable) done = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);   /* key -> double[2] */
+  double step_ms[G_N_ELEMENTS (cases)] = { 0 };
+  gboolean ok = TRUE;
+  for (guint i = 0; i < shapes->len && ok; i++) {
+    const OpShape *s = shapes->pdata[i];
+    double *ms = g_hash_table_lookup (done, s->node.key);
+    if (ms == NULL) {
+      ms = g_new0 (double, 2);
+      ok = time_op (be, rng, s, 2, iters, &ms[0], &ms[1], error);
+      g_hash_table_insert (done, (gpointer) s->node.key, ms);
+    }
+    if (!ok)
+      break;
+    double sec = ms[0] / 1e3;
+    double tflops = sec > 0 ? s->node.flops / sec / 1e12 : 0, gbps = sec > 0 ? s->node.bytes / sec / 1e9 : 0;
+    printf ("%-6s %-50s %5u %9.4f %9.4f %9.2f %9.1f\n", s->model, s->node.key, s->per_call, ms[0], ms[1], tflops, gbps);
+    if (tsv)
+      fprintf (tsv, "%s\t%s\t%s\t%u\t%.6f\t%.6f\t%.6f\t%.6f\t%.4f\t%.2f\n", s->model, s->node.key,
+               easel_op_name (s->node.op), s->per_call, ms[0], ms[1], s->node.flops / 1e9, s->node.bytes / 1e9, tflops,
+               gbps);
+    for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
+      if (strcmp (cases[c].family, s->model) == 0)
+        step_ms[c] += ms[0] * s->per_call;
+    fflush (stdout);
+  }
+  if (tsv && fclose (tsv) != 0 && ok) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_IO, "%s: write failed", out_path);
+    ok = FALSE;
+  }
+  for (guint c = 0; c < G_N_ELEMENTS (cases) && ok; c++)
+    if (step_ms[c] > 0)
+      printf ("%s: these ops, each alone, sum to %.3f ms per UNet step (counted per step as above)\n", cases[c].family,
+              step_ms[c]);
+  easel_backend_set_profile (be, FALSE);
+  return ok;
 }
 
 /* --- LoRA: applying a set and the UNet step in each mode ------------------------------------------ */
@@ -282,7 +581,7 @@ typedef struct {
 } LoraBench;
 
 static gboolean bench_lora_modes (EaselUnet *unet, EaselClip *te1, EaselClip *te2, EaselLora *lora, EaselBackend *be,
-                                  const UnetInputs *in, const char *mode_list, int iters, GError **error);
+                                  UnetRun *run, const char *mode_list, int iters, GError **error);
 
 static char *
 bench_lora_file (const char *family, const LoraBench *lb, EaselUnet *u, EaselClip *te1, EaselClip *te2, GError **error)
@@ -337,10 +636,10 @@ bench_lora (const BenchCase *bc, const char *model_path, const LoraBench *lb, in
           easel_lora_n_modules_for (lora, EASEL_LORA_NET_UNET), bench_backend);
 
   /* the UNet's inputs: batch 2 at the family's native size */
-  UnetInputs in;
-  unet_inputs_init (&in, unet, det, bc);
-  gboolean ok = bench_lora_modes (unet, te1, te2, lora, be, &in, lb->modes, iters, error);
-  unet_inputs_clear (&in);
+  UnetRun run;
+  unet_run_init (&run, unet, det, bc->unet_batch, bc->latent);
+  gboolean ok = bench_lora_modes (unet, te1, te2, lora, be, &run, lb->modes, iters, error);
+  unet_run_clear (&run);
   return ok;
 }
 
@@ -348,10 +647,10 @@ bench_lora (const BenchCase *bc, const char *model_path, const LoraBench *lb, in
  * encoder and UNet calls, the largest differences of the outputs from the first mode's. */
 static gboolean
 bench_lora_modes (EaselUnet *unet, EaselClip *te1, EaselClip *te2, EaselLora *lora, EaselBackend *be,
-                  const UnetInputs *in, const char *mode_list, int iters, GError **error)
+                  UnetRun *run, const char *mode_list, int iters, GError **error)
 {
   const EaselUnetConfig *uc = easel_unet_config (unet);
-  gint64 B = in->B, S = in->S;
+  gint64 B = run->B, S = run->S;
   gsize n_out = B * uc->out_channels * S * S;
   g_autofree float *first_out = NULL;
   gint32 ids[2 * 77];
@@ -400,8 +699,9 @@ bench_lora_modes (EaselUnet *unet, EaselClip *te1, EaselClip *te2, EaselLora *lo
                                                 "%s", S * 8, S * 8, B, k == 0 ? ", first" : "");
       timer_start (&tm, be);
       for (int i = 0; i < calls; i++)
-        if (!unet_call (unet, be, in, out, error))
+        if (!unet_run (run, be, error))
           return FALSE;
+      memcpy (out, run->out, n_out * sizeof (float));
       timer_report (&tm, label, calls, 0);
     }
     if (first_out == NULL) {
@@ -429,27 +729,40 @@ bench_lora_modes (EaselUnet *unet, EaselClip *te1, EaselClip *te2, EaselLora *lo
 int
 easel_cli_bench (int argc, char **argv)
 {
+  const char *family = "sd15", *model = NULL, *out_path = NULL;
+  int n_threads = 0, iters = 1;
   LoraBench lb = { NULL, 32, FALSE, "merge,runtime" };
   gboolean with_lora = FALSE;
-  const char *family = "sd15", *model = NULL;
-  int n_threads = 0, iters = 1;
+  gboolean ops = FALSE, quick = FALSE, iters_set = FALSE;
+  gint64 latent = 0;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp (a, "--help") == 0) {
       printf ("Usage: easel-cli bench [--family sd15|sdxl|all] [--backend cpu|vulkan] [--model FILE] [--threads N]\n"
-              "                       [--iters N] [--lora FILE|auto [--lora-rank N] [--lora-conv] [--lora-mode LIST]]\n\n"
+              "                       [--iters N] [--peak-tflops T]\n"
+              "       easel-cli bench --lora FILE|auto [--lora-rank N] [--lora-conv] [--lora-mode LIST] [...]\n"
+              "       easel-cli bench --ops [--family ...] [--backend ...] [--iters N] [--out FILE.tsv]\n"
+              "                       [--latent N] [--quick]\n\n"
               "Times each network on a full-size random-weight checkpoint (made once with make-model in\n"
-              "%s/easel/bench/, or --model): seconds per call, matrix GFLOP/s, the share of\n"
-              "OpenBLAS sgemm's GFLOP/s measured in the same run, and peak resident memory. The first\n"
-              "call of each network includes converting its weights; later ones are timed --iters times.\n\n"
-              "LoRA (instead of the networks above):\n"
-              "  --lora FILE|auto       time applying and changing a LoRA set, the text encoder and the UNet\n"
-              "                         step in each mode; auto: a random kohya LoRA written once next to\n"
-              "                         the bench model (--lora-rank N, default 32; --lora-conv: LoCon, every\n"
-              "                         UNet conv too); prints max |difference| between the modes' outputs\n"
-              "  --lora-mode LIST       comma list of merge, runtime, merge-round (merged copies rounded to\n"
-              "                         the file's dtype); default merge,runtime\n",
+              "%s/easel/bench/, or --model): seconds per call (a UNet call is one CFG step,\n"
+              "batch 2), matrix FLOPs and GFLOP/s; on the CPU the share of OpenBLAS sgemm's GFLOP/s\n"
+              "measured in the same run, on a GPU the share of --peak-tflops (default 989: an H100 SXM's\n"
+              "fp16 dense tensor peak); peak resident memory. The first call of each network includes\n"
+              "converting or uploading its weights; later ones are timed --iters times. With\n"
+              "EASEL_PROFILE=1 each network's timed calls are followed by a per-op profile on stderr.\n\n"
+              "--ops: lists the linear, conv2d, attention, group_norm, layer_norm and geglu nodes of one\n"
+              "UNet forward (batch 2 at the family's size, or latent side --latent N) and times each\n"
+              "distinct shape alone (--iters runs, default 20, after 2 warm-up runs): milliseconds per\n"
+              "run from GPU timestamps on Vulkan (the wall clock per node on the CPU), TFLOP/s or GB/s,\n"
+              "and how often one step runs that shape. --out writes the rows as TSV (columns model, key,\n"
+              "op, per_step, ms, wall_ms, gflop, gbytes, tflops, gbps; key as the profile prints it),\n"
+              "which tools/bench-torch.py reads. --quick: latent 8 and 3 runs, for a smoke test.\n\n"
+              "--lora FILE|auto: instead of the networks above, times applying and changing a LoRA set,\n"
+              "the text encoder and the UNet step in each mode; auto: a random kohya LoRA written once next\n"
+              "to the bench model (--lora-rank N, default 32; --lora-conv: LoCon, every UNet conv too);\n"
+              "prints max |difference| between the modes' outputs. --lora-mode LIST: comma list of merge,\n"
+              "runtime, merge-round (merged copies rounded to the file's dtype); default merge,runtime\n",
               g_get_user_cache_dir ());
       return 0;
     } else if (strcmp (a, "--family") == 0 && i + 1 < argc) {
@@ -460,6 +773,16 @@ easel_cli_bench (int argc, char **argv)
       bench_backend = argv[++i];
     } else if (strcmp (a, "--threads") == 0 && i + 1 < argc) {
       n_threads = atoi (argv[++i]);
+    } else if (strcmp (a, "--iters") == 0 && i + 1 < argc) {
+      iters = atoi (argv[++i]);
+      iters = MAX (iters, 1);   /* not MAX (1, atoi (argv[++i])): the macro would step i twice */
+      iters_set = TRUE;
+    } else if (strcmp (a, "--peak-tflops") == 0 && i + 1 < argc) {
+      peak_tflops = g_ascii_strtod (argv[++i], NULL);
+      if (!(peak_tflops > 0)) {
+        easel_cli_error ("bench: --peak-tflops '%s': a positive number is needed", argv[i]);
+        return 2;
+      }
     } else if (strcmp (a, "--lora") == 0 && i + 1 < argc) {
       with_lora = TRUE;
       lb.file = strcmp (argv[++i], "auto") == 0 ? NULL : argv[i];
@@ -470,13 +793,40 @@ easel_cli_bench (int argc, char **argv)
       lb.convs = TRUE;
     } else if (strcmp (a, "--lora-mode") == 0 && i + 1 < argc) {
       lb.modes = argv[++i];
-    } else if (strcmp (a, "--iters") == 0 && i + 1 < argc) {
-      iters = atoi (argv[++i]);
-      iters = MAX (iters, 1);   /* not MAX (1, atoi (argv[++i])): the macro would step i twice */
+    } else if (strcmp (a, "--ops") == 0) {
+      ops = TRUE;
+    } else if (strcmp (a, "--quick") == 0) {
+      quick = TRUE;
+    } else if (strcmp (a, "--out") == 0 && i + 1 < argc) {
+      out_path = argv[++i];
+    } else if (strcmp (a, "--latent") == 0 && i + 1 < argc) {
+      latent = g_ascii_strtoll (argv[++i], NULL, 10);
+      if (latent < 1 || latent > 1024) {
+        easel_cli_error ("bench: --latent '%s': a latent side from 1 to 1024 is needed", argv[i]);
+        return 2;
+      }
     } else {
       easel_cli_error ("bench: unknown or incomplete option '%s'", a);
       return 2;
     }
+  }
+  if (strcmp (family, "all") != 0 && strcmp (family, "sd15") != 0 && strcmp (family, "sdxl") != 0) {
+    easel_cli_error ("bench: unknown family '%s' (sd15, sdxl, all)", family);
+    return 2;
+  }
+  if (ops) {
+    g_autoptr(GError) error = NULL;
+    bench_threads = n_threads;
+    if (quick) {
+      latent = latent > 0 ? latent : 8;
+      iters = iters_set ? iters : 3;
+    } else if (!iters_set)
+      iters = 20;
+    if (!bench_ops (family, model, latent, iters, out_path, &error)) {
+      easel_cli_error ("bench --ops: %s", error ? error->message : "failed");
+      return 1;
+    }
+    return 0;
   }
   EaselCpuPool *probe = easel_cpu_pool_new (n_threads);
   int nth = easel_cpu_pool_get_n_threads (probe);

@@ -3,7 +3,6 @@
  * F32 weights are read in place from the mapping (when 4-byte aligned), F16/BF16 weights are
  * converted to F32 once per data pointer and kept. Scratch for conv and attention is one buffer
  * sized for the largest node. */
-#include <stdio.h>
 #include <string.h>
 
 #include "engine/backend.h"
@@ -22,21 +21,7 @@ typedef struct {
   gsize weights_budget;    /* copies kept up to this; larger weights are converted on every use */
   float *wscratch;         /* the weight of the current node when it is not kept */
   gsize wscratch_floats;
-  gboolean profile;        /* $EASEL_PROFILE: time per op, printed to stderr when freed */
-  double op_seconds[EASEL_OP_COUNT], op_flops[EASEL_OP_COUNT];
-  guint64 op_calls[EASEL_OP_COUNT];
 } CpuBackend;
-
-static const char *const op_names[EASEL_OP_COUNT] = {
-  [EASEL_OP_LEAF] = "leaf", [EASEL_OP_VIEW] = "view", [EASEL_OP_CONTIGUOUS] = "contiguous",
-  [EASEL_OP_LINEAR] = "linear", [EASEL_OP_CONV2D] = "conv2d", [EASEL_OP_GROUP_NORM] = "group_norm",
-  [EASEL_OP_LAYER_NORM] = "layer_norm", [EASEL_OP_UNARY] = "unary", [EASEL_OP_BINARY] = "binary",
-  [EASEL_OP_SCALE] = "scale", [EASEL_OP_GEGLU] = "geglu", [EASEL_OP_ATTENTION] = "attention",
-  [EASEL_OP_UPSAMPLE_NEAREST] = "upsample", [EASEL_OP_CONCAT] = "concat",
-  [EASEL_OP_TIMESTEP_EMBEDDING] = "timestep_embedding", [EASEL_OP_GET_ROWS] = "get_rows",
-  [EASEL_OP_GROUP_STATS] = "group_stats", [EASEL_OP_GROUP_NORM_APPLY] = "group_norm_apply",
-  [EASEL_OP_AVG_POOL2D] = "avg_pool2d",
-};
 
 static gpointer
 grow (gpointer old, gsize *have, gsize want, gsize elem)
@@ -471,14 +456,12 @@ cpu_compute (EaselBackend *b, EaselGraph *g, GError **error)
   }
   for (guint i = 0; i < n; i++) {
     EaselTensor *t = easel_graph_node (g, i);
-    gint64 t0 = cb->profile ? g_get_monotonic_time () : 0;
+    EaselProfile *prof = b->profile;   /* $EASEL_PROFILE (backend.h): wall time per node */
+    gint64 t0 = prof ? g_get_monotonic_time () : 0;
     if (!run_node (cb, t, error))
       return FALSE;
-    if (cb->profile) {
-      cb->op_seconds[t->op] += (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC;
-      cb->op_flops[t->op] += easel_tensor_flops (t);
-      cb->op_calls[t->op]++;
-    }
+    if (prof && t->op != EASEL_OP_LEAF && t->op != EASEL_OP_VIEW)
+      easel_profile_add_tensor (prof, t, (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC);
   }
   return TRUE;
 }
@@ -499,14 +482,6 @@ static void
 cpu_free (EaselBackend *b)
 {
   CpuBackend *cb = (CpuBackend *) b;
-  if (cb->profile) {
-    fprintf (stderr, "cpu backend profile (EASEL_PROFILE):\n");
-    for (int op = 0; op < EASEL_OP_COUNT; op++)
-      if (cb->op_calls[op])
-        fprintf (stderr, "  %-20s %8" G_GUINT64_FORMAT " calls %9.3f s %8.1f GFLOP/s\n", op_names[op] ? op_names[op] : "?",
-                 cb->op_calls[op], cb->op_seconds[op],
-                 cb->op_seconds[op] > 0 ? cb->op_flops[op] / cb->op_seconds[op] / 1e9 : 0.0);
-  }
   easel_cpu_pool_free (cb->pool);
   g_hash_table_unref (cb->weights);
   g_free (cb->arena);
@@ -529,6 +504,5 @@ easel_backend_new_cpu (int n_threads)
    * kept by default: the fp16 file pages are the weights. */
   const char *budget = g_getenv ("EASEL_CPU_WEIGHT_CACHE_MB");
   cb->weights_budget = budget != NULL ? (gsize) g_ascii_strtoull (budget, NULL, 10) << 20 : (gsize) 1 << 30;
-  cb->profile = g_getenv ("EASEL_PROFILE") != NULL && g_strcmp0 (g_getenv ("EASEL_PROFILE"), "0") != 0;
   return &cb->parent;
 }

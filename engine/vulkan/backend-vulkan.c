@@ -347,6 +347,7 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   if (!ensure_buffer (vb, &vb->readback, readback, EASEL_VK_READBACK, "easel readback", error))
     return FALSE;
 
+  easel_vk_cmd_set_profile (vb->dev, &vb->cmd, vb->parent.profile);   /* $EASEL_PROFILE: cmd.c */
   if (!easel_vk_cmd_begin (vb->dev, &vb->cmd, error))
     return FALSE;
   vb->last = g;
@@ -357,9 +358,11 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   };
   vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &zeroed,
                         0, NULL, 0, NULL);
-  for (guint i = 0; i < n; i++)
+  for (guint i = 0; i < n; i++) {
+    easel_vk_cmd_profile_node (&vb->cmd, easel_graph_node (g, i));
     if (!easel_vk_run_node (vb, easel_graph_node (g, i), error))
       return FALSE;                    /* the next begin drops the half-recorded buffer */
+  }
   const VkMemoryBarrier to_copy = {
     .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
     .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,

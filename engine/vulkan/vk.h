@@ -193,6 +193,9 @@ typedef struct {
   gboolean write;
 } EaselVkArg;
 
+/* Timestamps around each dispatch for the per-op profile (cmd.c, "profiling"). */
+typedef struct _EaselVkProfiler EaselVkProfiler;
+
 typedef struct {
   VkCommandPool pool;
   VkCommandBuffer buf;
@@ -202,6 +205,7 @@ typedef struct {
   guint desc_pool_cur, sets_in_cur;
   GArray *written, *read;                /* EaselVkRange since the last barrier */
   guint n_dispatches, n_barriers;
+  EaselVkProfiler *prof;                 /* NULL until easel_vk_cmd_set_profile turns it on */
 } EaselVkCmd;
 
 gboolean easel_vk_cmd_init   (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
@@ -215,6 +219,16 @@ void     easel_vk_cmd_barrier (EaselVkCmd *c);
 gboolean easel_vk_dispatch (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkCmd *c, EaselVkPipelineId id,
                             const EaselVkArg *args, guint n_args, const void *push, gsize push_size,
                             guint64 nx, guint64 ny, guint64 nz, GError **error);
+
+/* Profiling: with a profile set (before easel_vk_cmd_begin; NULL turns it off), each recording
+ * resets its timestamp queries, writes one at the start and one after every dispatch, with a barrier
+ * before every dispatch so that they run one at a time, and each wait adds every node's GPU time to
+ * the profile. A command buffer submitted again without being recorded again (replay) resets and
+ * writes the same queries, and its records are added again at each wait. A queue without timestamps:
+ * says so once on stderr and records nothing. easel_vk_cmd_profile_node names the node that the
+ * next dispatches belong to. */
+void     easel_vk_cmd_set_profile (EaselVkDevice *dev, EaselVkCmd *c, EaselProfile *profile);
+void     easel_vk_cmd_profile_node (EaselVkCmd *c, const EaselTensor *t);
 
 /* --- backend-vulkan.c / ops.c -------------------------------------------------------------- */
 
