@@ -43,6 +43,20 @@ GArray *easel_vulkan_list_devices (GError **error);
 typedef struct _EaselBackend EaselBackend;
 const EaselVulkanDeviceInfo *easel_backend_vulkan_device_info (EaselBackend *b);
 
+/* Command-buffer replay ($EASEL_VULKAN_REPLAY, engine/vulkan/replay.c) since the backend was made. */
+typedef struct {
+  guint64 recorded;                     /* graphs recorded (every compute when replay is off) */
+  guint64 replayed;                     /* computes that submitted a kept recording again */
+  guint64 evicted;                      /* recordings dropped for room, least recently used first */
+  guint64 forgotten;                    /* recordings dropped because something they bind changed */
+  guint kept;                           /* recordings kept now */
+  double key_seconds;                   /* computing graph keys */
+  double record_seconds;                /* recording graphs */
+} EaselVulkanReplayStats;
+
+/* FALSE (out untouched) for any other backend. */
+gboolean easel_backend_vulkan_replay_stats (EaselBackend *b, EaselVulkanReplayStats *out);
+
 /* Names of the shader variants the backend would use on this device (NULL-terminated; transfer full). */
 char  **easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info);
 
