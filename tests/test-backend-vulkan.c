@@ -1,7 +1,8 @@
 /* tests/test-backend-vulkan.c: every op of graph.h on the Vulkan backend against the CPU backend
  * (STYLE.md V8, as ggml's test-backend-ops), with odd shapes so that every tile, workgroup and
  * key block has a tail, and the CPU backend's graph tests (views, broadcasts, weight reuse,
- * fused-QKV attention, memory reuse) rerun on Vulkan.
+ * fused-QKV attention, memory reuse) rerun on Vulkan; then the replay of recorded graphs (what
+ * makes a new recording, what survives a failure, and sd1_tiny's UNet replayed against fresh recordings).
  *
  * Error measure: NMSE = Σ (got - want)² / Σ want², per op:
  *  - 1e-10 where both backends see the same numbers (fp32 activations, F16 weights that both use
@@ -22,10 +23,12 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/checkpoint.h"
 #include "engine/easel.h"
 #include "engine/vulkan/devices.h"
 #include "engine/dtype.h"
 #include "engine/error.h"
+#include "engine/unet.h"
 #include "testutil.h"
 
 static EaselBackend *vk, *cpu;
@@ -78,14 +81,14 @@ run (EaselBackend *be, BuildFunc build, gconstpointer data, gint64 *n_out)
   return out;
 }
 
-/* the graph on Vulkan against the CPU: NMSE <= max_nmse (a non-finite value on Vulkan fails);
- * prints the worst element when not. Returns max |CPU value|. */
+/* the graph on Vulkan backend be against the CPU: NMSE <= max_nmse (a non-finite value on Vulkan
+ * fails); prints the worst element when not. Returns max |CPU value|. */
 static double
-compare (const char *label, BuildFunc build, gconstpointer data, double max_nmse)
+compare_on (EaselBackend *be, const char *label, BuildFunc build, gconstpointer data, double max_nmse)
 {
   gint64 n_want = 0, n_got = 0;
   g_autofree float *want = run (cpu, build, data, &n_want);
-  g_autofree float *got = run (vk, build, data, &n_got);
+  g_autofree float *got = run (be, build, data, &n_got);
   double err = 0, ref = 0, worst = -1, big = 0;
   gint64 worst_i = 0;
   g_assert_cmpint (n_want, ==, n_got);
@@ -109,6 +112,8 @@ compare (const char *label, BuildFunc build, gconstpointer data, double max_nmse
   check_validation ();
   return big;
 }
+
+#define compare(label, build, data, max_nmse) compare_on (vk, (label), (build), (data), (max_nmse))
 
 #define NMSE_SAME 1e-10
 #define NMSE_FP16_WEIGHTS 5e-7
@@ -851,6 +856,240 @@ test_errors (void)
   check_validation ();
 }
 
+/* --- replay of recorded graphs (engine/vulkan/replay.c) ------------------------------------------ */
+
+/* a Vulkan backend of its own, made with $EASEL_VULKAN_REPLAY = setting (NULL: unset, the default) */
+static EaselBackend *
+new_vulkan_replay (const char *setting)
+{
+  g_autoptr(GError) error = NULL;
+  if (setting)
+    g_setenv ("EASEL_VULKAN_REPLAY", setting, TRUE);
+  EaselBackend *be = easel_backend_new_vulkan (NULL, &error);
+  g_unsetenv ("EASEL_VULKAN_REPLAY");
+  g_assert_no_error (error);
+  return be;
+}
+
+static EaselVulkanReplayStats
+replay_stats (EaselBackend *be)
+{
+  EaselVulkanReplayStats st;
+  g_assert_true (easel_backend_vulkan_replay_stats (be, &st));
+  return st;
+}
+
+/* the backend's recordings and replays so far */
+static void
+expect_counts (EaselBackend *be, guint64 recorded, guint64 replayed)
+{
+  EaselVulkanReplayStats st = replay_stats (be);
+  g_assert_cmpuint (st.recorded, ==, recorded);
+  g_assert_cmpuint (st.replayed, ==, replayed);
+}
+
+/* a small transformer-ish block: conv2d (F16 weight) -> GroupNorm + SiLU -> tokens -> linear (F32
+ * weight) as queries over the tokens -> attention -> scale + residual. x (1, C, H, W); w (C, C, 3, 3);
+ * w2 (C, C); i0 groups, i1 heads, f0 the attention scale (twice it the output scale). */
+static EaselTensor *
+build_block (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  const gint64 C = c->shape[1], tshape[3] = { c->shape[0], C, c->shape[2] * c->shape[3] }, pshape[2] = { C, C };
+  const int perm[3] = { 0, 2, 1 };
+  EaselTensor *w = easel_graph_weight (g, "conv.weight", EASEL_DTYPE_F16, 4, c->wshape, c->w);
+  EaselTensor *p = easel_graph_weight (g, "proj.weight", EASEL_DTYPE_F32, 2, pshape, c->w2);
+  EaselTensor *h = easel_op_group_norm (g, easel_op_conv2d (g, input (g, c), w, NULL, 1, 1), NULL, NULL, c->i0, 1e-5f,
+                                        TRUE);
+  EaselTensor *tok = easel_op_contiguous (g, easel_op_permute (g, easel_op_reshape (g, h, 3, tshape), perm));
+  EaselTensor *a = easel_op_attention (g, easel_op_linear (g, tok, p, NULL), tok, tok, c->i1, c->f0, FALSE);
+  return easel_op_add (g, easel_op_scale (g, a, 2 * c->f0), tok);
+}
+
+static void
+fill_random (GRand *r, float *x, gsize n, double range)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) g_rand_double_range (r, -range, range);
+}
+
+/* A repeated graph is replayed with its new inputs, and gives what a fresh recording and the CPU
+ * give; a changed weight (same pointer, new data), shape, float or integer parameter each cause a
+ * new recording; two graphs alternating are both replayed; a larger arena drops the recordings. */
+static void
+test_replay (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (41);
+  enum { C = 8, H = 5, W = 7 };
+  g_autofree float *x1 = random_floats (r, C * H * W, 1), *x2 = random_floats (r, C * H * W, 1);
+  g_autofree float *w = random_floats (r, C * C * 9, 0.3), *p = random_floats (r, C * C, 0.3);
+  g_autofree guint16 *wh = to_f16 (w, C * C * 9);
+  g_autoptr(EaselBackend) rb = new_vulkan_replay (NULL), off = new_vulkan_replay ("0");
+  Case c = { 4, { 1, C, H, W - 1 }, x1, .i0 = 4, .i1 = 2, .f0 = 0.35f, .w = wh, .w2 = p, .wshape = { C, C, 3, 3 } };
+  gint64 n1, n2, n3;
+
+  compare_on (rb, "block, recorded", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 1, 0);
+  c.x = x2;
+  g_autofree float *y1 = run (rb, build_block, &c, &n1);          /* the same graph, new input values */
+  expect_counts (rb, 1, 1);
+  g_autofree float *y2 = run (off, build_block, &c, &n2);         /* recorded afresh */
+  expect_counts (off, 1, 0);
+  g_assert_cmpmem (y1, n1 * sizeof (float), y2, n2 * sizeof (float));
+  c.x = x1;
+  g_autofree float *y3 = run (rb, build_block, &c, &n3);
+  g_assert_cmpint (n3, ==, n1);
+  g_assert_true (memcmp (y1, y3, n1 * sizeof (float)) != 0);      /* the new inputs were used */
+  compare_on (rb, "block, replayed", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 1, 3);
+
+  /* new values in the same weight buffer: uploaded again, recorded again */
+  fill_random (r, w, C * C * 9, 0.3);
+  for (int i = 0; i < C * C * 9; i++)
+    wh[i] = easel_f32_to_f16 (w[i]);
+  compare_on (rb, "block, changed conv weight", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 2, 3);
+  g_assert_cmpuint (replay_stats (rb).forgotten, >=, 1);
+  compare_on (rb, "block, changed conv weight, replayed", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 2, 4);
+
+  c.shape[3] = W;                                                   /* a changed shape */
+  compare_on (rb, "block, changed shape", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 3, 4);
+  c.f0 = 0.5f;                                                      /* a changed float parameter */
+  compare_on (rb, "block, changed scale", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 4, 4);
+  c.i0 = 2;                                                         /* a changed integer parameter */
+  compare_on (rb, "block, changed groups", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 5, 4);
+
+  /* two graphs alternating, as UNet and VAE on one backend: each recorded once */
+  Case chain = { 4, { 1, 4, 6, 6 }, x2 };
+  for (int i = 0; i < 3; i++) {
+    compare_on (rb, "alternating: block", build_block, &c, NMSE_SAME);
+    compare_on (rb, "alternating: chain", build_chain, &chain, NMSE_SAME);
+  }
+  expect_counts (rb, 6, 9);
+  g_assert_cmpuint (replay_stats (rb).kept, <=, 4);
+
+  /* a graph that needs a larger arena: the old one is freed, and every recording bound to it dropped */
+  const gsize big = 300000;
+  g_autofree float *xb = random_floats (r, big, 1);
+  Case large = { 1, { (gint64) big }, xb, .i0 = EASEL_UNARY_SILU };
+  EaselVulkanReplayStats before = replay_stats (rb);
+  compare_on (rb, "a graph with a larger arena", build_unary, &large, NMSE_SAME);
+  EaselVulkanReplayStats after = replay_stats (rb);
+  g_assert_cmpuint (after.forgotten, >, before.forgotten);
+  g_assert_cmpuint (after.kept, ==, 1);
+  compare_on (rb, "block, after the arena grew", build_block, &c, NMSE_SAME);
+  expect_counts (rb, 8, 9);
+}
+
+/* causal attention with fewer keys than queries, after a first dispatch: recording fails halfway */
+static EaselTensor *
+build_fails_halfway (EaselGraph *g, gconstpointer data)
+{
+  const Case *c = data;
+  EaselTensor *x = easel_op_silu (g, input (g, c));                 /* (1, 4, 8) */
+  EaselTensor *kv = easel_op_slice (g, x, 1, 0, 2);
+  return easel_op_attention (g, x, kv, kv, 1, 0.5f, TRUE);
+}
+
+/* A failure while recording, or before it, leaves the backend usable: kept recordings still replay
+ * (correctly), the half-made one is never replayed, and new graphs record. */
+static void
+test_replay_failure (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (43);
+  g_autoptr(EaselBackend) rb = new_vulkan_replay (NULL);
+  g_autofree float *x = random_floats (r, 144, 1), *xf = random_floats (r, 32, 1);
+  Case chain = { 4, { 1, 4, 6, 6 }, x }, bad = { 3, { 1, 4, 8 }, xf };
+
+  compare_on (rb, "chain, recorded", build_chain, &chain, NMSE_SAME);
+  for (int i = 0; i < 2; i++) {
+    g_autoptr(EaselGraph) g = easel_graph_new ();
+    g_autoptr(GError) error = NULL;
+    easel_graph_mark_output (g, build_fails_halfway (g, &bad));
+    g_assert_false (easel_backend_compute (rb, g, &error));
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED);
+    g_assert_nonnull (strstr (error->message, "causal"));
+  }
+  expect_counts (rb, 1, 0);
+  compare_on (rb, "chain, replayed after a failed recording", build_chain, &chain, NMSE_SAME);
+  expect_counts (rb, 1, 1);
+  g_assert_cmpuint (replay_stats (rb).kept, ==, 1);                /* the failed ones are gone */
+
+  {                                                                 /* fails before recording */
+    g_autoptr(EaselGraph) g = easel_graph_new ();
+    g_autoptr(GError) error = NULL;
+    Case no_data = chain;
+    no_data.x = NULL;
+    easel_graph_mark_output (g, build_chain (g, &no_data));
+    g_assert_false (easel_backend_compute (rb, g, &error));
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT);
+  }
+  compare_on (rb, "chain, replayed after a failed upload", build_chain, &chain, NMSE_SAME);
+  Case other = { 3, { 1, 4, 8 }, xf };
+  compare_on (rb, "a new graph after failures", build_chain, &other, NMSE_SAME);
+  expect_counts (rb, 2, 2);
+  check_validation ();
+}
+
+/* $EASEL_VULKAN_REPLAY=0: every compute records, none replays, nothing is kept */
+static void
+test_replay_off (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (44);
+  g_autoptr(EaselBackend) off = new_vulkan_replay ("0");
+  g_autofree float *x = random_floats (r, 144, 1);
+  Case chain = { 4, { 1, 4, 6, 6 }, x };
+  for (int i = 0; i < 3; i++)
+    compare_on (off, "chain, replay off", build_chain, &chain, NMSE_SAME);
+  expect_counts (off, 3, 0);
+  g_assert_cmpuint (replay_stats (off).kept, ==, 0);
+  g_assert_false (easel_backend_vulkan_replay_stats (cpu, &(EaselVulkanReplayStats) { 0 }));
+}
+
+/* sd1_tiny's UNet, three steps with new latents and timesteps on one backend: recorded once and
+ * replayed twice, each step the same as on a backend without replay; computing a graph's key costs
+ * far less than recording it (both printed). */
+static void
+test_replay_unet (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = test_data_path ("models", "sd1_tiny", NULL);
+  if (path == NULL)
+    return;
+  g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+  g_assert_no_error (error);
+  g_autoptr(EaselUnet) u = easel_unet_new (ck, NULL, &error);
+  g_assert_no_error (error);
+  const EaselUnetConfig *uc = easel_unet_config (u);
+  enum { B = 2, S = 16, L = 77 };
+  gint64 nx = B * uc->in_channels * S * S, ny = B * uc->out_channels * S * S;
+  g_autoptr(GRand) r = g_rand_new_with_seed (45);
+  g_autofree float *ctx = random_floats (r, B * L * uc->context_dim, 1);
+  g_autofree float *x = g_new (float, nx), *y = g_new (float, ny), *want = g_new (float, ny);
+  g_autoptr(EaselBackend) rb = new_vulkan_replay (NULL), off = new_vulkan_replay ("0");
+  for (int step = 0; step < 3; step++) {
+    float t[B] = { 900.0f - 300 * step, 900.0f - 300 * step };
+    fill_random (r, x, nx, 1);
+    g_assert_true (easel_unet_forward (u, rb, x, B, S, S, t, ctx, L, NULL, 0, NULL, 0, y, &error));
+    g_assert_true (easel_unet_forward (u, off, x, B, S, S, t, ctx, L, NULL, 0, NULL, 0, want, &error));
+    g_assert_no_error (error);
+    g_assert_cmpmem (y, ny * sizeof (float), want, ny * sizeof (float));
+  }
+  expect_counts (rb, 1, 2);
+  EaselVulkanReplayStats st = replay_stats (rb);
+  EaselBackendStats bs;
+  easel_backend_get_stats (rb, &bs);
+  double key_ms = 1e3 * st.key_seconds / 3, record_ms = 1e3 * st.record_seconds;
+  g_test_message ("sd1_tiny UNet, %" G_GUINT64_FORMAT " nodes: key %.3f ms per compute, recording %.3f ms",
+                  bs.nodes / 3, key_ms, record_ms);
+  g_assert_cmpfloat (key_ms, <, record_ms);
+  check_validation ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -888,6 +1127,10 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-vulkan/binding-ranges", test_binding_ranges);
   g_test_add_func ("/backend-vulkan/engine-choice", test_engine_choice);
   g_test_add_func ("/backend-vulkan/errors", test_errors);
+  g_test_add_func ("/backend-vulkan/replay", test_replay);
+  g_test_add_func ("/backend-vulkan/replay-failure", test_replay_failure);
+  g_test_add_func ("/backend-vulkan/replay-off", test_replay_off);
+  g_test_add_func ("/backend-vulkan/replay-unet", test_replay_unet);
   int rc = g_test_run ();
   easel_backend_free (vk);
   easel_backend_free (cpu);

@@ -272,6 +272,8 @@ forget_if_changed (EaselVkBackend *vb, const EaselTensor *base)
   gpointer old = g_hash_table_lookup (vb->fingerprints, base->data);
   if (old && *(guint64 *) old == fp)
     return;
+  if (old)                             /* recordings bind the upload of the old data */
+    easel_vk_replay_forget_all (vb);
   for (int f = 0; f < 2; f++)
     g_hash_table_remove (vb->weights[f], base->data);
   g_hash_table_remove (vb->fits_f16, base->data);
@@ -286,6 +288,7 @@ ensure_buffer (EaselVkBackend *vb, EaselVkBuffer *b, VkDeviceSize size, EaselVkM
 {
   if (b->buffer && b->size >= size)
     return TRUE;
+  easel_vk_replay_forget_all (vb);     /* recordings bind the old buffer */
   easel_vk_buffer_clear (vb->dev, b);
   size = MAX ((size + ARENA_GRANULE - 1) / ARENA_GRANULE * ARENA_GRANULE, ARENA_GRANULE);
   return easel_vk_buffer_init (vb->dev, b, size, kind, name, error);
@@ -348,9 +351,12 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
     return FALSE;
 
   easel_vk_cmd_set_profile (vb->dev, &vb->cmd, vb->parent.profile);   /* $EASEL_PROFILE: cmd.c */
-  if (!easel_vk_cmd_begin (vb->dev, &vb->cmd, error))
-    return FALSE;
   vb->last = g;
+  gboolean replay;
+  if (!easel_vk_replay_begin (vb, g, &replay, error))
+    return FALSE;
+  if (replay)                          /* recorded before, with the same key: inputs are uploaded */
+    return easel_vk_cmd_resubmit (vb->dev, &vb->cmd, error);
   vkCmdFillBuffer (vb->cmd.buf, vb->overflow.buffer, 0, vb->overflow.size, 0);
   const VkMemoryBarrier zeroed = {
     .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -379,7 +385,10 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   };
   vkCmdPipelineBarrier (vb->cmd.buf, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0,
                         NULL, 0, NULL);
-  return easel_vk_cmd_submit (vb->dev, &vb->cmd, error);
+  if (!easel_vk_cmd_submit (vb->dev, &vb->cmd, error))
+    return FALSE;
+  easel_vk_replay_commit (vb);
+  return TRUE;
 
 fail:
   if (u.open) {
@@ -455,6 +464,7 @@ vk_free (EaselBackend *b)
   EaselVkBackend *vb = (EaselVkBackend *) b;
   if (vb->dev && vb->dev->device) {
     vkDeviceWaitIdle (vb->dev->device);
+    easel_vk_replay_clear (vb);
     easel_vk_cmd_clear (vb->dev, &vb->cmd);
     easel_vk_cmd_clear (vb->dev, &vb->upload);
     easel_vk_pipelines_clear (vb->dev, &vb->pl);
@@ -504,6 +514,7 @@ easel_backend_new_vulkan (const char *device, GError **error)
     vk_free (&vb->parent);
     return NULL;
   }
+  easel_vk_replay_init (&vb->replay, &vb->cmd);
   return &vb->parent;
 }
 

@@ -2,8 +2,10 @@
  * that is submitted once, with one fence; nothing waits per op. Between dispatches a compute ->
  * compute memory barrier is recorded only where data flows: when a dispatch reads or writes a range
  * written since the last barrier, or writes a range read since then (the arena reuses storage, so
- * write-after-read matters too). Descriptor sets come from pools that are reset after each wait,
- * so they never grow beyond the largest graph. The dispatch helper checks its arguments against
+ * write-after-read matters too). Descriptor sets come from pools that are reset at each begin,
+ * so they never grow beyond the largest graph. A recording kept for replay (replay.c) brings its
+ * own command buffer and pools (easel_vk_cmd_retarget), is recorded without ONE_TIME_SUBMIT and is
+ * submitted again as it is (easel_vk_cmd_resubmit). The dispatch helper checks its arguments against
  * the pipeline and the device's group-count limits. Profiling ($EASEL_PROFILE, vk.h): timestamp
  * queries around every dispatch, read after the fence (the functions under "profiling" below). */
 #include <stdio.h>
@@ -90,10 +92,7 @@ easel_vk_cmd_begin (EaselVkDevice *dev, EaselVkCmd *c, GError **error)
 {
   if (!easel_vk_cmd_wait (dev, c, error))
     return FALSE;
-  if (c->recording) {                  /* an earlier recording failed halfway: drop it */
-    vkEndCommandBuffer (c->buf);
-    c->recording = FALSE;
-  }
+  easel_vk_cmd_abandon (c);            /* an earlier recording failed halfway: drop it */
   for (guint i = 0; i < c->desc_pools->len; i++)
     VK_TRY (vkResetDescriptorPool (dev->device, g_array_index (c->desc_pools, VkDescriptorPool, i), 0));
   c->desc_pool_cur = 0;
@@ -103,11 +102,45 @@ easel_vk_cmd_begin (EaselVkDevice *dev, EaselVkCmd *c, GError **error)
   c->n_dispatches = c->n_barriers = 0;
   VK_TRY (vkResetCommandBuffer (c->buf, 0));
   const VkCommandBufferBeginInfo bi = {
-    .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+    .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+    .flags = c->reusable ? 0 : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
   };
   VK_TRY (vkBeginCommandBuffer (c->buf, &bi));
   c->recording = TRUE;
   return prof_begin (dev, c, error);
+out:
+  return FALSE;
+}
+
+void
+easel_vk_cmd_abandon (EaselVkCmd *c)
+{
+  if (c->recording)
+    vkEndCommandBuffer (c->buf);
+  c->recording = FALSE;
+}
+
+void
+easel_vk_cmd_retarget (EaselVkCmd *c, VkCommandBuffer buf, GArray *desc_pools, gboolean reusable)
+{
+  g_return_if_fail (!c->pending);
+  easel_vk_cmd_abandon (c);
+  c->buf = buf;
+  c->desc_pools = desc_pools;
+  c->desc_pool_cur = c->sets_in_cur = 0;
+  c->reusable = reusable;
+}
+
+static gboolean
+queue_submit (EaselVkDevice *dev, EaselVkCmd *c, GError **error)
+{
+  const VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->buf };
+  g_mutex_lock (&dev->queue_lock);
+  VkResult submitted = vkQueueSubmit (dev->queue, 1, &si, c->fence);
+  g_mutex_unlock (&dev->queue_lock);
+  VK_TRY (submitted);
+  c->pending = TRUE;
+  return TRUE;
 out:
   return FALSE;
 }
@@ -118,15 +151,16 @@ easel_vk_cmd_submit (EaselVkDevice *dev, EaselVkCmd *c, GError **error)
   g_return_val_if_fail (c->recording, FALSE);
   c->recording = FALSE;
   VK_TRY (vkEndCommandBuffer (c->buf));
-  const VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->buf };
-  g_mutex_lock (&dev->queue_lock);
-  VkResult submitted = vkQueueSubmit (dev->queue, 1, &si, c->fence);
-  g_mutex_unlock (&dev->queue_lock);
-  VK_TRY (submitted);
-  c->pending = TRUE;
-  return TRUE;
+  return queue_submit (dev, c, error);
 out:
   return FALSE;
+}
+
+gboolean
+easel_vk_cmd_resubmit (EaselVkDevice *dev, EaselVkCmd *c, GError **error)
+{
+  g_return_val_if_fail (c->reusable && !c->recording && !c->pending, FALSE);
+  return queue_submit (dev, c, error);
 }
 
 void

@@ -52,6 +52,20 @@ const EaselVulkanDeviceInfo *easel_backend_vulkan_device_info (EaselBackend *b);
 /* Whether the KHR (khr) or NV cooperative-matrix extension lists the f16 x f16 -> f32 shape M x N x K. */
 gboolean easel_vulkan_has_coopmat (const EaselVulkanDeviceInfo *info, gboolean khr, guint m, guint n, guint k);
 
+/* Command-buffer replay ($EASEL_VULKAN_REPLAY, engine/vulkan/replay.c) since the backend was made. */
+typedef struct {
+  guint64 recorded;                     /* graphs recorded (every compute when replay is off) */
+  guint64 replayed;                     /* computes that submitted a kept recording again */
+  guint64 evicted;                      /* recordings dropped for room, least recently used first */
+  guint64 forgotten;                    /* recordings dropped because something they bind changed */
+  guint kept;                           /* recordings kept now */
+  double key_seconds;                   /* computing graph keys */
+  double record_seconds;                /* recording graphs */
+} EaselVulkanReplayStats;
+
+/* FALSE (out untouched) for any other backend. */
+gboolean easel_backend_vulkan_replay_stats (EaselBackend *b, EaselVulkanReplayStats *out);
+
 /* Names of the shader variants the backend would use on this device (NULL-terminated; transfer full). */
 char  **easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info);
 

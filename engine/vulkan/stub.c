@@ -25,6 +25,12 @@ easel_backend_vulkan_validation_errors (EaselBackend *b)
   return -1;
 }
 
+gboolean
+easel_backend_vulkan_replay_stats (EaselBackend *b, EaselVulkanReplayStats *out)
+{
+  return FALSE;
+}
+
 GArray *
 easel_vulkan_list_devices (GError **error)
 {

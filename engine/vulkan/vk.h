@@ -2,7 +2,8 @@
  * device.c (instance, device choice, capabilities), memory.c (buffers, weight slabs, staging),
  * pipeline.c (one struct per shader variant, built on first use, the pipeline cache), cmd.c (the
  * command buffer, barriers where data flows, the dispatch helper), ops.c (one function per graph op),
- * backend-vulkan.c (the EaselBackendClass). Every VkResult becomes a GError through VK_TRY. */
+ * replay.c (recorded graphs kept and submitted again), backend-vulkan.c (the EaselBackendClass).
+ * Every VkResult becomes a GError through VK_TRY. */
 #pragma once
 
 #include <vulkan/vulkan.h>
@@ -201,7 +202,8 @@ typedef struct {
   VkCommandBuffer buf;
   VkFence fence;
   gboolean recording, pending;           /* pending: submitted, fence not yet waited on */
-  GArray *desc_pools;                    /* VkDescriptorPool, reset after each wait */
+  gboolean reusable;                     /* buf is a kept recording (replay.c): no ONE_TIME_SUBMIT */
+  GArray *desc_pools;                    /* VkDescriptorPool, reset at each begin; not owned while retargeted */
   guint desc_pool_cur, sets_in_cur;
   GArray *written, *read;                /* EaselVkRange since the last barrier */
   guint n_dispatches, n_barriers;
@@ -213,6 +215,15 @@ void     easel_vk_cmd_clear  (EaselVkDevice *dev, EaselVkCmd *c);
 /* waits for the last submission (if any) and starts recording */
 gboolean easel_vk_cmd_begin  (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
 gboolean easel_vk_cmd_submit (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
+/* submits the finished recording in c again, as it is (c reusable, neither recording nor pending) */
+gboolean easel_vk_cmd_resubmit (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
+/* ends a recording left halfway by a failure, so that the buffer can be begun again or freed */
+void     easel_vk_cmd_abandon (EaselVkCmd *c);
+/* Makes c record into and submit buf, allocating descriptor sets from desc_pools (GArray of
+ * VkDescriptorPool, not owned), recorded for resubmission when reusable. c must not be pending;
+ * a recording left halfway is abandoned. c's own buffer and pools are the caller's to restore
+ * before easel_vk_cmd_clear. */
+void     easel_vk_cmd_retarget (EaselVkCmd *c, VkCommandBuffer buf, GArray *desc_pools, gboolean reusable);
 gboolean easel_vk_cmd_wait   (EaselVkDevice *dev, EaselVkCmd *c, GError **error);
 /* a compute -> compute memory barrier (read-after-write and write-after-read) */
 void     easel_vk_cmd_barrier (EaselVkCmd *c);
@@ -229,6 +240,26 @@ gboolean easel_vk_dispatch (EaselVkDevice *dev, EaselVkPipelines *pl, EaselVkCmd
  * next dispatches belong to. */
 void     easel_vk_cmd_set_profile (EaselVkDevice *dev, EaselVkCmd *c, EaselProfile *profile);
 void     easel_vk_cmd_profile_node (EaselVkCmd *c, const EaselTensor *t);
+
+/* --- replay.c ------------------------------------------------------------------------------ */
+
+typedef struct _EaselVkRecording EaselVkRecording;
+
+/* Recorded graphs kept for resubmission, most recently used first. A graph's key lists everything
+ * its recording depends on; while a recording is in use, the backend's cmd is retargeted to its
+ * command buffer and descriptor pools. */
+typedef struct {
+  guint capacity;                        /* recordings kept; 0: replay off ($EASEL_VULKAN_REPLAY=0) */
+  GQueue lru;                            /* EaselVkRecording *, owned, most recently used first */
+  EaselVkRecording *active;              /* the one cmd is retargeted to; NULL: cmd's own buffer */
+  VkCommandBuffer own_buf;               /* cmd's own buffer and pools, saved by easel_vk_replay_init */
+  GArray *own_pools;
+  GArray *scratch;                       /* guint64: the key of the graph being computed */
+  gboolean profile;                      /* $EASEL_PROFILE: the figures below, printed when cleared */
+  guint64 recorded, replayed, evicted, forgotten;
+  double key_seconds, record_seconds;    /* computing keys; recording graphs (begin to submit) */
+  gint64 record_t0;
+} EaselVkReplay;
 
 /* --- backend-vulkan.c / ops.c -------------------------------------------------------------- */
 
@@ -254,6 +285,7 @@ typedef struct {
   gboolean exact;                        /* record with the fp32 matrix shaders only (after an overflow) */
   EaselGraph *last;                      /* the graph of the last compute, for a rerun in fp32 */
   guint overflow_reruns;                 /* graphs run again in fp32 after an fp16 overflow */
+  EaselVkReplay replay;                  /* recordings of earlier graphs (replay.c) */
 } EaselVkBackend;
 
 typedef struct {
@@ -269,5 +301,19 @@ gboolean easel_vk_tensor_arg (EaselVkBackend *vb, const EaselTensor *t, EaselVkW
 /* the weight format an op wants for source s of node t */
 EaselVkWeightFormat easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s);
 gboolean easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error);
+
+/* replay.c. init after cmd's init; clear before it (restores cmd's own buffer; prints the figures
+ * under $EASEL_PROFILE). */
+void     easel_vk_replay_init  (EaselVkReplay *r, EaselVkCmd *cmd);
+void     easel_vk_replay_clear (EaselVkBackend *vb);
+/* Called with cmd idle, after planning g and uploading its weights: when a kept recording has g's
+ * key, retargets cmd to it and sets *replay (the caller resubmits it); else begins recording g into
+ * cmd (a new kept recording, or cmd's own buffer when replay is off). */
+gboolean easel_vk_replay_begin  (EaselVkBackend *vb, EaselGraph *g, gboolean *replay, GError **error);
+/* the recording begun last was submitted: keep it */
+void     easel_vk_replay_commit (EaselVkBackend *vb);
+/* Drops every kept recording. Call it (with cmd idle) before freeing or moving anything a recording
+ * binds: the arena, the readback buffer, weight slabs, a weight re-uploaded for changed data. */
+void     easel_vk_replay_forget_all (EaselVkBackend *vb);
 
 G_END_DECLS
