@@ -1,6 +1,7 @@
 /* app/cli/cli-bench.c: `easel-cli bench`: each network's forward pass on full-size random-weight
  * checkpoints (written once with make-model into the cache folder), with seconds per call, the
- * matrix GFLOP/s achieved, peak memory, and — measured in the same run — the GFLOP/s of OpenBLAS
+ * matrix GFLOP/s achieved, peak memory (resident, and on the GPU the most device memory the backend
+ * held during the calls), and — measured in the same run — the GFLOP/s of OpenBLAS
  * sgemm over the same threads, so the ratio shows how close each network runs to the machine. Never
  * fails on time; figures go to stdout. */
 #include <math.h>
@@ -86,6 +87,7 @@ timer_start (Timer *t, EaselBackend *be)
   if (strcmp (bench_backend, "cpu") == 0)
     ref_gflops = sgemm_gflops (bench_threads);
   t->be = be;
+  easel_backend_reset_memory_peak (be);
   easel_backend_get_stats (be, &t->before);
   t->t0 = now ();
 }
@@ -100,9 +102,9 @@ timer_report (Timer *t, const char *what, int calls, double unused)
   if (strcmp (bench_backend, "cpu") == 0)
     printf ("  %-34s %9.3f s/call  %9.1f GFLOP  %7.1f GFLOP/s  %5.0f%% of sgemm (%.0f)  peak RSS %.2f GiB\n", what, dt,
             gflop, gflop / dt, 100.0 * gflop / dt / ref_gflops, ref_gflops, peak_rss_gib ());
-  else
-    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  peak RSS %.2f GiB\n", what, dt, gflop, gflop / dt / 1e3,
-            peak_rss_gib ());
+  else   /* GPU memory: the most held during these calls (weights of the networks so far, activations) */
+    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  peak GPU %.2f GiB  peak RSS %.2f GiB\n", what, dt,
+            gflop, gflop / dt / 1e3, after.device_peak_bytes / 1073741824.0, peak_rss_gib ());
   fflush (stdout);
 }
 
@@ -242,7 +244,8 @@ easel_cli_bench (int argc, char **argv)
               "                       [--iters N]\n\n"
               "Times each network on a full-size random-weight checkpoint (made once with make-model in\n"
               "%s/easel/bench/, or --model): seconds per call, matrix GFLOP/s, the share of\n"
-              "OpenBLAS sgemm's GFLOP/s measured in the same run, and peak resident memory. The first\n"
+              "OpenBLAS sgemm's GFLOP/s measured in the same run, peak GPU memory (Vulkan: the most the\n"
+              "backend held during the calls, every network so far included) and peak resident memory. The first\n"
               "call of each network includes converting its weights; later ones are timed --iters times.\n",
               g_get_user_cache_dir ());
       return 0;
