@@ -111,38 +111,9 @@ easel_vk_tensor_arg (EaselVkBackend *vb, const EaselTensor *t, EaselVkWeightForm
   return TRUE;
 }
 
-/* A weight's identity beyond its data pointer: dtype, size and 8 words sampled across its bytes.
- * Weights are cached by pointer, and a pointer can come back for other data (a model unloaded and
- * the next one mapped at the same address, a freed LoRA-merged copy and a new one): such a weight
- * is uploaded again (its old slab is freed once no weight is left in it). */
-static guint64
-fingerprint (const EaselTensor *base)
-{
-  gsize n = easel_tensor_nbytes (base);
-  guint64 h = 1469598103934665603ull ^ ((guint64) n << 8) ^ (guint64) base->dtype;
-  for (int i = 0; i < 8 && n > 0; i++) {
-    guint64 word = 0;
-    gsize at = n >= 8 ? (n - 8) / 7 * (gsize) i : 0;
-    memcpy (&word, (const guint8 *) base->data + at, MIN (n, 8));
-    h = (h ^ word) * 1099511628211ull;
-  }
-  return h;
-}
-
-static void
-forget_if_changed (EaselVkBackend *vb, const EaselTensor *base)
-{
-  guint64 fp = fingerprint (base);
-  gpointer old = g_hash_table_lookup (vb->fingerprints, base->data);
-  if (old && *(guint64 *) old == fp)
-    return;
-  for (int f = 0; f < 2; f++)
-    g_hash_table_remove (vb->weights[f], base->data);
-  g_hash_table_remove (vb->fits_f16, base->data);
-  g_hash_table_insert (vb->fingerprints, base->data, g_memdup2 (&fp, sizeof fp));
-}
-
 /* --- device memory ------------------------------------------------------------------------------ */
+
+static void forget_if_changed (EaselVkBackend *vb, const EaselTensor *base);
 
 void
 easel_vk_memory_freed (EaselVkBackend *vb)
@@ -532,6 +503,37 @@ ensure_weight (EaselVkBackend *vb, Upload *u, EaselTensor *base, EaselVkWeightFo
   }
   g_hash_table_insert (vb->weights[fmt], base->data, nw);
   return TRUE;
+}
+
+/* A weight's identity beyond its data pointer: dtype, size and 8 words sampled across its bytes.
+ * Weights are cached by pointer, and a pointer can come back for other data (a model unloaded and
+ * the next one mapped at the same address, a freed LoRA-merged copy and a new one): such a weight
+ * is uploaded again (its old slab is freed once no weight is left in it). */
+static guint64
+fingerprint (const EaselTensor *base)
+{
+  gsize n = easel_tensor_nbytes (base);
+  guint64 h = 1469598103934665603ull ^ ((guint64) n << 8) ^ (guint64) base->dtype;
+  for (int i = 0; i < 8 && n > 0; i++) {
+    guint64 word = 0;
+    gsize at = n >= 8 ? (n - 8) / 7 * (gsize) i : 0;
+    memcpy (&word, (const guint8 *) base->data + at, MIN (n, 8));
+    h = (h ^ word) * 1099511628211ull;
+  }
+  return h;
+}
+
+static void
+forget_if_changed (EaselVkBackend *vb, const EaselTensor *base)
+{
+  guint64 fp = fingerprint (base);
+  gpointer old = g_hash_table_lookup (vb->fingerprints, base->data);
+  if (old && *(guint64 *) old == fp)
+    return;
+  for (int f = 0; f < 2; f++)
+    g_hash_table_remove (vb->weights[f], base->data);
+  g_hash_table_remove (vb->fits_f16, base->data);
+  g_hash_table_insert (vb->fingerprints, base->data, g_memdup2 (&fp, sizeof fp));
 }
 
 /* --- compute / read ----------------------------------------------------------------------------- */

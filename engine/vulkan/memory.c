@@ -106,7 +106,11 @@ easel_vk_buffer_init_counted (EaselVkDevice *dev, EaselVkBudget *budget, EaselVk
   const VkMemoryAllocateInfo ai = {
     .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size, .memoryTypeIndex = (guint32) type,
   };
-  VK_TRY (allocate_memory (dev, &ai, &b->memory));
+  VkResult allocated = allocate_memory (dev, &ai, &b->memory);
+  if (allocated != VK_SUCCESS) {
+    easel_vk_set_error (error, allocated, "vkAllocateMemory", G_STRFUNC);
+    goto fail;
+  }
   if (budget) {
     b->budget = budget;
     b->counted = req.size;
