@@ -131,6 +131,12 @@ easel_preferences_new (GSettings *settings)
                                 choice_set, (gpointer) rngs, NULL);
   g_settings_bind (settings, "device", self->device_row, "text", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "max-vram", self->max_vram_spin, "value", G_SETTINGS_BIND_DEFAULT);
+  /* folder paths can be copied where libadwaita has selectable subtitles (1.3); the template
+   * cannot name the property, or 1.2 refuses the whole window */
+  AdwActionRow *paths[] = { self->models_row, self->extra_row, self->output_row };
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (paths[i]), "subtitle-selectable"))
+      g_object_set (paths[i], "subtitle-selectable", TRUE, NULL);
   g_signal_connect_object (settings, "changed", G_CALLBACK (on_settings_changed), self, 0);
   update_rows (self);
   return self;
