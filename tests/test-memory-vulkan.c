@@ -4,7 +4,7 @@
  * when needed, with the same results), a graph that cannot fit fails with a clear
  * EASEL_ERROR_OUT_OF_MEMORY and leaves the backend usable, and so does a driver's own
  * VK_ERROR_OUT_OF_DEVICE_MEMORY (injected: easel_vk_debug_fail_allocations), after releasing what it
- * can. Then the pipeline on the tiny SD 1.5 and SDXL models of the test data with a limit just above
+ * can. easel_vae_decode_memory is exact: a decode runs under that limit and not one byte below. Then the pipeline on the tiny SD 1.5 and SDXL models of the test data with a limit just above
  * what their UNet needs: the same latents as without a limit (bit for bit: the same kernels on the
  * same weights), the image within the exact tiled VAE's tolerance (tests/test-vae.c: 1e-4), the peak
  * under the limit although the job without a limit held more; one byte less fails at the UNet with a
@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/checkpoint.h"
 #include "engine/engine-private.h"
 #include "engine/pipeline.h"
 #include "engine/vulkan/vk.h"
@@ -263,6 +264,47 @@ test_driver_oom (void)
   g_free (b.w);
 }
 
+/* easel_vae_decode_memory is what a decode needs: under exactly that limit it runs (weights of
+ * earlier graphs released as it goes), one byte less fails, untiled and in tiles. */
+static void
+test_vae_decode_memory (void)
+{
+  g_autofree char *path = test_data_path ("models", "sd1_tiny", NULL);
+  if (path == NULL)
+    return;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EaselCheckpoint) ck = easel_checkpoint_open (path, &error);
+  g_assert_no_error (error);
+  g_autoptr(EaselVae) vae = easel_vae_new (ck, NULL, &error);
+  g_assert_no_error (error);
+  const gint64 h = 8, w = 8, f = easel_vae_factor (vae);
+  g_autofree float *z = g_new (float, 4 * h * w), *image = g_new (float, 3 * h * f * w * f);
+  for (gint64 i = 0; i < 4 * h * w; i++)
+    z[i] = (float) ((i * 37 % 101) / 50.0 - 1.0);
+  const gint64 tiles[] = { 0, 4 };
+  guint64 need[2];
+  for (guint i = 0; i < G_N_ELEMENTS (tiles); i++) {
+    g_autoptr(EaselBackend) be = new_backend ();
+    g_assert_true (easel_vae_decode_memory (vae, be, 1, h, w, tiles[i], &need[i], &error));
+    g_assert_no_error (error);
+    g_test_message ("VAE decode of 8x8 latents, tile %d: %.2f MiB", (int) tiles[i], need[i] / (double) MIB);
+    easel_backend_set_memory_limit (be, need[i] - 1);
+    gboolean ok = tiles[i] ? easel_vae_decode_tiled (vae, be, z, 1, h, w, EASEL_VAE_TILES_EXACT, tiles[i], 0, image, &error)
+                           : easel_vae_decode (vae, be, z, 1, h, w, image, &error);
+    g_assert_false (ok);
+    g_assert_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY);
+    g_clear_error (&error);
+    easel_backend_set_memory_limit (be, need[i]);
+    ok = tiles[i] ? easel_vae_decode_tiled (vae, be, z, 1, h, w, EASEL_VAE_TILES_EXACT, tiles[i], 0, image, &error)
+                  : easel_vae_decode (vae, be, z, 1, h, w, image, &error);
+    g_assert_no_error (error);
+    g_assert_true (ok);
+    g_assert_cmpuint (stats (be).device_peak_bytes, <=, need[i]);
+    check_validation (be);
+  }
+  g_assert_cmpuint (need[1], <, need[0]);            /* tiles need less */
+}
+
 /* --- the pipeline ------------------------------------------------------------------------------- */
 
 static EaselJobParams
@@ -418,6 +460,7 @@ main (int argc, char **argv)
   g_test_add_func ("/memory-vulkan/limit-releases", test_limit_releases);
   g_test_add_func ("/memory-vulkan/limit-too-small", test_limit_too_small);
   g_test_add_func ("/memory-vulkan/driver-oom", test_driver_oom);
+  g_test_add_func ("/memory-vulkan/vae-decode-memory", test_vae_decode_memory);
   g_test_add_data_func ("/memory-vulkan/pipeline-sd15", "sd1_tiny", check_pipeline);
   g_test_add_data_func ("/memory-vulkan/pipeline-sdxl", "sdxl_tiny", check_pipeline);
   return g_test_run ();

@@ -261,6 +261,10 @@ easel_cli_generate (int argc, char **argv)
     easel_cli_error ("generate: unexpected argument '%s' (the prompt goes after -p)", argv[1]);
     return 2;
   }
+  if (!(max_vram >= 0)) {
+    easel_cli_error ("--max-vram %g: GiB of GPU memory, 0 or more", max_vram);
+    return 2;
+  }
 
   /* --params-from: the recorded values, under every flag given explicitly */
   g_autoptr(EaselParameters) from = NULL;
@@ -343,10 +347,6 @@ easel_cli_generate (int argc, char **argv)
     return 1;
   }
 
-  if (!(max_vram >= 0)) {
-    easel_cli_error ("--max-vram %g: GiB of GPU memory, 0 or more", max_vram);
-    return 2;
-  }
   g_auto(GStrv) backend_parts = g_strsplit (backend ? backend : "auto", ":", 2);
   EaselEngineOptions eo = { .backend = backend_parts[0], .device = backend_parts[1], .n_threads = threads,
                             .max_vram_gib = max_vram };
