@@ -68,9 +68,9 @@ void        easel_backend_free (EaselBackend *b);
 void        easel_backend_get_stats (EaselBackend *b, EaselBackendStats *out);
 
 /* Device memory (the Vulkan backend; the CPU backend holds none and ignores a limit). Under a limit
- * the backend never holds more than `bytes`: before a graph runs, it releases the weights of the
- * least recently used graphs that this one does not use (they are uploaded again when needed), then
- * shrinks its activation and readback buffers to this graph's size; if the graph still does not
+ * the backend never holds more than `bytes`: before a graph runs, it shrinks its activation and
+ * readback buffers to this graph's size, then releases the weights of the least recently used
+ * graphs that this one does not use (they are uploaded again when needed); if the graph still does not
  * fit, compute fails with EASEL_ERROR_OUT_OF_MEMORY saying what it needs, and the backend stays
  * usable. A driver's own out-of-memory is answered the same way (release, retry, else that error).
  * 0 = no limit. */

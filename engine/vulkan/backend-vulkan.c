@@ -18,7 +18,8 @@
  * slabs of their own (memory.c), stamped with the compute's serial whenever a graph uses them; under
  * a limit, or after the driver says out of memory, the least recently used slabs that the current
  * graph does not use are released whole (their weights are forgotten and uploaded again when a
- * later graph needs them), then the activation and readback buffers shrink to the graph's size. */
+ * later graph needs them), after the activation and readback buffers have shrunk to the graph's
+ * size. */
 #include <math.h>
 #include <string.h>
 
@@ -151,6 +152,12 @@ in_slab (gpointer key, gpointer value, gpointer user_data)
   return ((EaselVkWeight *) value)->slab == user_data;
 }
 
+static double
+mib (VkDeviceSize bytes)
+{
+  return bytes / 1048576.0;
+}
+
 /* Releases the least recently used slab that the current compute (vb->serial) does not use, with
  * every weight in it; FALSE when there is none. */
 static gboolean
@@ -164,9 +171,13 @@ evict_one (EaselVkBackend *vb)
   }
   if (victim == NULL)
     return FALSE;
+  guint n = 0;
+  VkDeviceSize bytes = victim->buf.counted;
   for (int f = 0; f < 2; f++)
-    g_hash_table_foreach_remove (vb->weights[f], in_slab, victim);
+    n += g_hash_table_foreach_remove (vb->weights[f], in_slab, victim);
   g_assert (victim->live == 0);
+  g_debug ("vulkan: released %.1f MiB of device memory: %u weights last used %" G_GUINT64_FORMAT
+           " computes ago", mib (bytes), n, vb->serial - victim->last_used);
   collect_slabs (vb);
   return TRUE;
 }
@@ -302,15 +313,10 @@ count_all (EaselVkBackend *vb, const EaselTensor *base, EaselVkWeightFormat fmt,
   *(VkDeviceSize *) data += easel_vk_slab_footprint (weight_bytes (device_bytes (base, fmt)));
 }
 
-static double
-mib (VkDeviceSize bytes)
-{
-  return bytes / 1048576.0;
-}
-
 /* Before g runs (no submission pending): stamps the slabs of the weights g uses, and under a limit
  * makes room for g's new weights, an arena of `arena` bytes and a readback of `readback` bytes:
- * least recently used slabs first, then the arena and readback shrunk to size. Sets batch_left. */
+ * the arena and readback shrunk to size first, then the least recently used slabs that g does not
+ * use released. Sets batch_left. */
 static gboolean
 prepare_memory (EaselVkBackend *vb, EaselGraph *g, VkDeviceSize arena, VkDeviceSize readback, GError **error)
 {
@@ -325,12 +331,12 @@ prepare_memory (EaselVkBackend *vb, EaselGraph *g, VkDeviceSize arena, VkDeviceS
     VkDeviceSize projected = m->held - vb->arena.counted - vb->readback.counted + a + r + fresh;
     if (m->limit == 0 || projected <= m->limit)
       break;
-    if (evict_one (vb))
-      continue;
     if (!shrink && (a != buffer_after (&vb->arena, arena, TRUE) || r != buffer_after (&vb->readback, readback, TRUE))) {
-      shrink = TRUE;
+      shrink = TRUE;                   /* scratch first: weights would have to be uploaded again */
       continue;
     }
+    if (evict_one (vb))
+      continue;
     VkDeviceSize fixed = vb->staging.counted + vb->dummy.counted;
     VkDeviceSize weights = m->held - vb->arena.counted - vb->readback.counted - fixed + fresh;
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY,
