@@ -91,6 +91,12 @@ on_backend_changed (GSettings *settings, const char *key, EaselApplication *self
 }
 
 static void
+on_max_vram_changed (GSettings *settings, const char *key, EaselApplication *self)
+{
+  easel_worker_set_max_vram (self->worker, g_settings_get_double (settings, "max-vram"));
+}
+
+static void
 easel_application_startup (GApplication *app)
 {
   EaselApplication *self = EASEL_APPLICATION (app);
@@ -120,6 +126,8 @@ easel_application_startup (GApplication *app)
   self->worker = easel_worker_new (backend, *device ? device : NULL);
   g_signal_connect_object (self->settings, "changed::backend", G_CALLBACK (on_backend_changed), self, 0);
   g_signal_connect_object (self->settings, "changed::device", G_CALLBACK (on_backend_changed), self, 0);
+  easel_worker_set_max_vram (self->worker, g_settings_get_double (self->settings, "max-vram"));
+  g_signal_connect_object (self->settings, "changed::max-vram", G_CALLBACK (on_max_vram_changed), self, 0);
 
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_actions, G_N_ELEMENTS (app_actions), app);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)

@@ -15,6 +15,7 @@ struct _EaselPreferences {
   AdwActionRow *output_row;
   AdwComboRow *backend_row;
   AdwEntryRow *device_row;
+  GtkSpinButton *max_vram_spin;
   AdwComboRow *rng_row;
 
   GSettings *settings;
@@ -129,6 +130,13 @@ easel_preferences_new (GSettings *settings)
   g_settings_bind_with_mapping (settings, "rng", self->rng_row, "selected", G_SETTINGS_BIND_DEFAULT, choice_get,
                                 choice_set, (gpointer) rngs, NULL);
   g_settings_bind (settings, "device", self->device_row, "text", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (settings, "max-vram", self->max_vram_spin, "value", G_SETTINGS_BIND_DEFAULT);
+  /* folder paths can be copied where libadwaita has selectable subtitles (1.3); the template
+   * cannot name the property, or 1.2 refuses the whole window */
+  AdwActionRow *paths[] = { self->models_row, self->extra_row, self->output_row };
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (paths[i]), "subtitle-selectable"))
+      g_object_set (paths[i], "subtitle-selectable", TRUE, NULL);
   g_signal_connect_object (settings, "changed", G_CALLBACK (on_settings_changed), self, 0);
   update_rows (self);
   return self;
@@ -155,6 +163,7 @@ easel_preferences_class_init (EaselPreferencesClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EaselPreferences, output_row);
   gtk_widget_class_bind_template_child (widget_class, EaselPreferences, backend_row);
   gtk_widget_class_bind_template_child (widget_class, EaselPreferences, device_row);
+  gtk_widget_class_bind_template_child (widget_class, EaselPreferences, max_vram_spin);
   gtk_widget_class_bind_template_child (widget_class, EaselPreferences, rng_row);
   gtk_widget_class_install_action (widget_class, "prefs.choose-folder", "s", choose_folder_action);
   gtk_widget_class_install_action (widget_class, "prefs.reset", "s", reset_action);

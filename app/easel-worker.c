@@ -39,8 +39,9 @@ struct _EaselWorker {
   GPtrArray *pending;            /* main thread: Job* queued or running */
   guint next_id;
 
-  GMutex lock;                   /* guards backend, device and options_changed */
+  GMutex lock;                   /* guards backend, device, max_vram_gib and options_changed */
   char *backend, *device;
+  double max_vram_gib;
   gboolean options_changed;
 
   gpointer mailbox;              /* Preview*, atomic */
@@ -199,6 +200,7 @@ ensure_engine (EaselWorker *self, Job *job, GError **error)
   gboolean changed = self->options_changed;
   g_autofree char *backend = g_strdup (self->backend);
   g_autofree char *device = g_strdup (self->device);
+  double max_vram_gib = self->max_vram_gib;
   self->options_changed = FALSE;
   g_mutex_unlock (&self->lock);
 
@@ -207,7 +209,7 @@ ensure_engine (EaselWorker *self, Job *job, GError **error)
   g_clear_pointer (&self->model, easel_model_unref);
   g_clear_pointer (&self->engine, easel_engine_free);
   set_status (job, _("Starting the engine…"));
-  EaselEngineOptions opts = { .backend = backend, .device = device };
+  EaselEngineOptions opts = { .backend = backend, .device = device, .max_vram_gib = max_vram_gib };
   self->engine = easel_engine_new (&opts, error);
   return self->engine != NULL;
 }
@@ -348,6 +350,18 @@ easel_worker_set_backend (EaselWorker *self, const char *backend, const char *de
     g_free (self->device);
     self->backend = g_strdup (backend);
     self->device = g_strdup (device);
+    self->options_changed = TRUE;
+  }
+  g_mutex_unlock (&self->lock);
+}
+
+void
+easel_worker_set_max_vram (EaselWorker *self, double gib)
+{
+  g_return_if_fail (EASEL_IS_WORKER (self));
+  g_mutex_lock (&self->lock);
+  if (gib != self->max_vram_gib) {
+    self->max_vram_gib = gib;
     self->options_changed = TRUE;
   }
   g_mutex_unlock (&self->lock);

@@ -36,5 +36,8 @@ void         easel_worker_cancel_all (EaselWorker *self);
 guint        easel_worker_n_pending (EaselWorker *self);
 /* Changes the engine options: the next job re-creates the engine. */
 void         easel_worker_set_backend (EaselWorker *self, const char *backend, const char *device);
+/* GiB of GPU memory the engine may hold (EaselEngineOptions.max_vram_gib; 0 = no limit); a change
+ * re-creates the engine for the next job. */
+void         easel_worker_set_max_vram (EaselWorker *self, double gib);
 
 G_END_DECLS

@@ -63,6 +63,32 @@ void
 easel_backend_get_stats (EaselBackend *b, EaselBackendStats *out)
 {
   *out = b->stats;
+  out->device_bytes = b->memory.held;
+  out->device_peak_bytes = b->memory.peak;
+}
+
+void
+easel_backend_set_memory_limit (EaselBackend *b, guint64 bytes)
+{
+  b->memory.limit = bytes;
+}
+
+guint64
+easel_backend_get_memory_limit (EaselBackend *b)
+{
+  return b->memory.limit;
+}
+
+void
+easel_backend_reset_memory_peak (EaselBackend *b)
+{
+  b->memory.peak = b->memory.held;
+}
+
+guint64
+easel_backend_graph_memory (EaselBackend *b, EaselGraph *g)
+{
+  return b->klass->graph_memory ? b->klass->graph_memory (b, g) : 0;
 }
 
 gboolean

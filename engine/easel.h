@@ -21,7 +21,11 @@ typedef struct {
   const char *backend;      /* "auto" (Vulkan when usable, else CPU), "cpu", "vulkan"; NULL = auto */
   const char *device;       /* Vulkan device index or name; NULL = first usable */
   int n_threads;            /* CPU threads; <= 0: all cores ($EASEL_THREADS) */
-  double max_vram_gib;      /* 0 = no limit below the device's own */
+  double max_vram_gib;      /* GPU memory the engine may hold, GiB (2^30 bytes); 0 = no limit below the
+                             * device's own. Under it, text encoders' and the VAE's weights are released
+                             * when the UNet needs the room (and the other way round), and the VAE
+                             * decodes in tiles when it must; a job that cannot fit fails with
+                             * EASEL_ERROR_OUT_OF_MEMORY. Ignored on the CPU. */
 } EaselEngineOptions;
 
 typedef struct _EaselEngine EaselEngine;

@@ -36,7 +36,8 @@ struct _EaselModel {
 
 /* "vulkan": the device options name (any usable one, a CPU implementation such as lavapipe
  * included), an error when there is none. "auto": the same, but only a GPU will do; otherwise the
- * CPU backend, with the reason said once (g_message) and kept in the description. "cpu". */
+ * CPU backend, with the reason said once (g_message) and kept in the description. "cpu".
+ * max_vram_gib: the Vulkan backend's memory limit (backend.h); the CPU backend has none. */
 EaselEngine *
 easel_engine_new (const EaselEngineOptions *options, GError **error)
 {
@@ -47,6 +48,11 @@ easel_engine_new (const EaselEngineOptions *options, GError **error)
   g_autofree char *why = NULL;
   EaselBackend *be = NULL;
 
+  if (options && !(options->max_vram_gib >= 0 && options->max_vram_gib < 1 << 20)) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_INVALID_INPUT, "GPU memory limit %g GiB: must be 0 (none) or more",
+                 options->max_vram_gib);
+    return NULL;
+  }
   if (strcmp (want, "cpu") != 0 && !is_auto && strcmp (want, "vulkan") != 0) {
     g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "backend '%s' is not available (auto, cpu, vulkan)", want);
     return NULL;
@@ -70,6 +76,8 @@ easel_engine_new (const EaselEngineOptions *options, GError **error)
   if (be != NULL) {
     e->backend = be;
     e->description = g_strdup_printf ("vulkan: %s", easel_backend_vulkan_device_info (be)->name);
+    if (options && options->max_vram_gib > 0)
+      easel_backend_set_memory_limit (be, (guint64) (options->max_vram_gib * 1073741824.0));
   } else {
     e->backend = easel_backend_new_cpu (n_threads);
     e->description = why ? g_strdup_printf ("cpu (%s)", why) : g_strdup ("cpu");

@@ -578,6 +578,72 @@ encode_image (EaselVae *vae, EaselBackend *be, const float *image01, gint64 B, g
   return TRUE;
 }
 
+/* --- decoding within the device's memory ------------------------------------------------------- */
+
+#define DECODE_TILE_DEFAULT 64     /* latent pixels: exact tiles above 128 x 128 latents with no limit */
+#define DECODE_TILE_MIN 4
+
+static double
+gib (guint64 bytes)
+{
+  return bytes / 1073741824.0;
+}
+
+/* The exact tile (latent pixels; 0 = untiled) a decode of (B, 4, h, w) starts with. No limit: untiled
+ * up to 128 x 128 latents, else tiles of DECODE_TILE_DEFAULT. Under the backend's memory limit:
+ * untiled when that fits the limit (easel_vae_decode_memory: each graph with every other weight
+ * released), else the largest of 64, 48, 32, 24, ... DECODE_TILE_MIN that does, else an error. */
+static gboolean
+choose_decode_tile (EaselVae *vae, EaselBackend *be, gint64 B, gint64 h, gint64 w, gint64 *tile, GError **error)
+{
+  const guint64 limit = easel_backend_get_memory_limit (be);
+  *tile = h * w > 128 * 128 ? DECODE_TILE_DEFAULT : 0;
+  if (limit == 0)
+    return TRUE;
+  guint64 need = 0;
+  for (gint64 t = 0; t == 0 || t >= DECODE_TILE_MIN; t = t == 0 ? DECODE_TILE_DEFAULT : t % 3 == 0 ? t * 2 / 3 : t * 3 / 4) {
+    if (t > 0 && t >= MAX (h, w))
+      continue;                    /* one tile would cover the latent: the untiled decode */
+    if (!easel_vae_decode_memory (vae, be, B, h, w, t, &need, error))
+      return FALSE;
+    if (need <= limit) {
+      *tile = t;
+      return TRUE;
+    }
+  }
+  return fail (error, EASEL_ERROR_OUT_OF_MEMORY, "VAE decode of %" G_GINT64_FORMAT " latent%s of %" G_GINT64_FORMAT
+               "x%" G_GINT64_FORMAT ": even in tiles of %d latent pixels it needs %.2f GiB of device memory, more "
+               "than the limit of %.2f GiB", B, B > 1 ? "s" : "", w, h, DECODE_TILE_MIN, gib (need), gib (limit));
+}
+
+/* z (B, 4, h, w) -> image (B, 3, 8h, 8w) with choose_decode_tile's tiling; a decode that runs out
+ * of device memory anyway (the driver's own limit) is tried again in smaller tiles down to
+ * DECODE_TILE_MIN before the error is given. *used_tile: the tile that worked (0 = untiled). */
+static gboolean
+decode_latents (EaselVae *vae, EaselBackend *be, const float *z, gint64 B, gint64 h, gint64 w, float *image,
+                gint64 *used_tile, GError **error)
+{
+  gint64 tile;
+  if (!choose_decode_tile (vae, be, B, h, w, &tile, error))
+    return FALSE;
+  for (;;) {
+    g_autoptr(GError) local = NULL;
+    gboolean ok = tile > 0 ? easel_vae_decode_tiled (vae, be, z, B, h, w, EASEL_VAE_TILES_EXACT, tile, 0, image, &local)
+                           : easel_vae_decode (vae, be, z, B, h, w, image, &local);
+    if (ok) {
+      *used_tile = tile;
+      return TRUE;
+    }
+    gint64 next = tile == 0 ? MIN (DECODE_TILE_DEFAULT, MAX (h, w) / 2) : tile / 2;
+    if (!g_error_matches (local, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY) || next < DECODE_TILE_MIN) {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "VAE decode: ");
+      return FALSE;
+    }
+    g_debug ("VAE decode: %s; again in tiles of %" G_GINT64_FORMAT, local->message, next);
+    tile = next;
+  }
+}
+
 typedef struct {
   EaselModel *model;
   EaselModel *text_model;
@@ -847,8 +913,11 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
 
   gint64 t_phase = g_get_monotonic_time ();
   for (int s = 0; s < n_stages; s++)
-    if (!stage_prepare (&stages[s], be, req, nets, error))
+    if (!stage_prepare (&stages[s], be, req, nets, error)) {
+      if (error && g_error_matches (*error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY))
+        g_prefix_error (error, "text encoders: ");
       goto done;
+    }
   out->seconds_prepare += (g_get_monotonic_time () - t_phase) / 1e6;
   for (guint i = 0; i < easel_job_networks_messages (nets)->len; i++)
     notify (&run, out->messages, easel_job_networks_messages (nets)->pdata[i]);
@@ -1002,8 +1071,11 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
       gboolean sampled = easel_sampler_run (ch.sampler, &ctx, &ch.options, x, sigmas + st->first, n_sampler_sigmas, error);
       out->seconds_sampling += (g_get_monotonic_time () - t_sampling) / 1e6;
       out->steps_run += n_sampler_sigmas - 1;
-      if (!sampled)
+      if (!sampled) {
+        if (error && g_error_matches (*error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY))
+          g_prefix_error (error, "denoising (%s): ", s > 0 ? "refiner UNet" : "UNet");
         goto done;
+      }
       if (!check_cancel (&run, error))
         goto done;
       if (run.on_latent)
@@ -1025,12 +1097,17 @@ easel_pipeline_run (EaselEngine *engine, EaselModel *model, const EaselPipelineR
     g_free (out->decoded);
     out->decoded = g_new (float, npx);
     out->n_decoded = npx;
-    gint64 t_decode = g_get_monotonic_time ();
-    gboolean dec_ok = hw > 128 * 128 ? easel_vae_decode_tiled (vae, be, z, B, h, w, EASEL_VAE_TILES_EXACT, 64, 16, out->decoded, error)
-                                     : easel_vae_decode (vae, be, z, B, h, w, out->decoded, error);
+    gint64 t_decode = g_get_monotonic_time (), tile = 0;
+    gboolean dec_ok = decode_latents (vae, be, z, B, h, w, out->decoded, &tile, error);
     out->seconds_vae += (g_get_monotonic_time () - t_decode) / 1e6;
     if (!dec_ok)
       goto done;
+    if (tile > 0 && (hw <= 128 * 128 || tile != DECODE_TILE_DEFAULT) && bc == 0) {
+      g_autofree char *msg = g_strdup_printf ("VAE decoded in tiles of %" G_GINT64_FORMAT " latent pixels to fit %s",
+                                              tile, easel_backend_get_memory_limit (be) ? "the memory limit"
+                                                                                        : "the device's memory");
+      notify (&run, out->messages, msg);
+    }
     g_autofree float *rgb = g_new (float, npx);
     easel_vae_image_to_unit (out->decoded, rgb, npx);
 

@@ -641,14 +641,20 @@ check_size (const char *what, gint64 batch, gint64 h, gint64 w, gint64 min, GErr
 }
 
 static gboolean
-compute (EaselBackend *backend, EaselGraph *g, GError **error)
+graph_ok (EaselGraph *g, GError **error)
 {
   const GError *ge = easel_graph_error (g);
   if (ge != NULL) {
     g_set_error (error, ge->domain, ge->code, "VAE: %s", ge->message);
     return FALSE;
   }
-  return easel_backend_compute (backend, g, error);
+  return TRUE;
+}
+
+static gboolean
+compute (EaselBackend *backend, EaselGraph *g, GError **error)
+{
+  return graph_ok (g, error) && easel_backend_compute (backend, g, error);
 }
 
 gboolean
@@ -842,6 +848,8 @@ typedef struct {
   gint64 *ey, *ex;             /* tile (i, j) has the core [ey[i], ey[i+1]) x [ex[j], ex[j+1]) on the latent grid */
   gsize host_now, host_peak;   /* bytes of the Acts held (not counting the caller's buffers) */
   gsize device_peak;           /* bytes: the largest arena of one tile's graph */
+  gboolean dry;                /* plan only (easel_vae_decode_memory): no data, nothing computed */
+  guint64 memory_peak;         /* dry: the most easel_backend_graph_memory of one graph */
 } Tiles;
 
 typedef enum {
@@ -993,7 +1001,7 @@ run_segment (Tiles *t, const Segment *s, const Act *in, const Act *skip, Act *ou
   g_autofree float *norm_stats = NULL, *tile_stats = g_new (float, B * G * 2);
   const gint64 sshape[3] = { B, G, 2 };
 
-  if (uses_stats) {
+  if (uses_stats && !t->dry) {
     norm_stats = g_new (float, B * G * 2);
     act_norm_stats (in, B * G, c->eps, norm_stats);
   }
@@ -1010,15 +1018,17 @@ run_segment (Tiles *t, const Segment *s, const Act *in, const Act *skip, Act *ou
       const gint64 cy0 = ey[i] << kout, ch = (ey[i + 1] << kout) - cy0, cx0 = ex[j] << kout, cw = (ex[j + 1] << kout) - cx0;
       const gint64 xs[4] = { B, in->c, wy1 - wy0, wx1 - wx0 };
       g_autoptr(EaselGraph) g = easel_graph_new ();
-      g_autofree float *xin = g_new (float, B * in->c * xs[2] * xs[3]);
-      g_autofree float *sin = skip ? g_new (float, B * skip->c * xs[2] * xs[3]) : NULL;
+      g_autofree float *xin = t->dry ? NULL : g_new (float, B * in->c * xs[2] * xs[3]);
+      g_autofree float *sin = skip && !t->dry ? g_new (float, B * skip->c * xs[2] * xs[3]) : NULL;
       EaselTensor *sk = NULL, *st = NULL, *stats = NULL;
 
-      act_window (t, in, wy0, wy1, wx0, wx1, xin);
+      if (!t->dry)
+        act_window (t, in, wy0, wy1, wx0, wx1, xin);
       EaselTensor *x = easel_graph_input (g, "vae.tile", EASEL_DTYPE_F32, 4, xs, xin);
       if (skip != NULL) {
         const gint64 ss[4] = { B, skip->c, xs[2], xs[3] };
-        act_window (t, skip, wy0, wy1, wx0, wx1, sin);
+        if (!t->dry)
+          act_window (t, skip, wy0, wy1, wx0, wx1, sin);
         sk = easel_graph_input (g, "vae.tile_skip", EASEL_DTYPE_F32, 4, ss, sin);
       }
       if (uses_stats)
@@ -1035,6 +1045,13 @@ run_segment (Tiles *t, const Segment *s, const Act *in, const Act *skip, Act *ou
       }
       if (easel_graph_error (g) == NULL)
         t->device_peak = MAX (t->device_peak, easel_graph_plan (g));
+      if (t->dry) {
+        if (!graph_ok (g, error))
+          return FALSE;
+        t->memory_peak = MAX (t->memory_peak, easel_backend_graph_memory (t->backend, g));
+        out->c = y->shape[1];
+        continue;
+      }
       if (!compute (t->backend, g, error))
         return FALSE;
       if (out->data == NULL && !act_alloc (t, out, y->shape[1], error))
@@ -1068,7 +1085,7 @@ tile_edges (gint64 n, gint64 tile, gint64 *count)
 static void
 tiles_init (Tiles *t, EaselVae *vae, EaselBackend *backend, gint64 batch, gint64 lh, gint64 lw, gint64 tile)
 {
-  *t = (Tiles) { vae, backend, batch, lh, lw, 0, 0, NULL, NULL, 0, 0, 0 };
+  *t = (Tiles) { vae, backend, batch, lh, lw, 0, 0, NULL, NULL, 0, 0, 0, FALSE, 0 };
   t->ey = tile_edges (lh, tile, &t->ny);
   t->ex = tile_edges (lw, tile, &t->nx);
 }
@@ -1101,9 +1118,10 @@ run_level (Tiles *t, const ResBlock *blocks, int n_blocks, const Pair *resample,
   return TRUE;
 }
 
+/* dry: only plans, *memory_peak (when not NULL) = the most device memory one of its graphs needs */
 static gboolean
 decode_exact (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h, gint64 w, gint64 tile,
-              float *image, GError **error)
+              float *image, guint64 *memory_peak, GError **error)
 {
   const EaselVaeConfig *c = &vae->config;
   const Coder *d = &vae->dec;
@@ -1114,13 +1132,16 @@ decode_exact (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch
   gboolean ok;
 
   tiles_init (&t, vae, backend, batch, h, w, tile);
+  t.dry = memory_peak != NULL;
   ok = run_segment (&t, &head, &zin, NULL, &x, error);
   for (int l = c->n_levels - 1; ok && l >= 0; l--)
     ok = run_level (&t, d->blocks[l], c->decoder_blocks, l > 0 ? &d->resample[l] : NULL, 1, &x, error);
   ok = ok && run_segment (&t, &out, &x, NULL, &img, error);
   act_clear (&t, &x);
   act_clear (&t, &img);
-  tiles_finish (&t, "exact tiled decode");
+  if (memory_peak)
+    *memory_peak = t.memory_peak;
+  tiles_finish (&t, t.dry ? "exact tiled decode (planned)" : "exact tiled decode");
   return ok;
 }
 
@@ -1186,9 +1207,33 @@ easel_vae_decode_tiled (EaselVae *vae, EaselBackend *backend, const float *z, gi
   if (!check_tiles ("tiled decode", mode, tile, overlap, 1, error) || !check_size ("tiled decode", batch, h, w, 1, error))
     return FALSE;
   if (mode == EASEL_VAE_TILES_EXACT)
-    return decode_exact (vae, backend, z, batch, h, w, tile, image, error);
+    return decode_exact (vae, backend, z, batch, h, w, tile, image, NULL, error);
   const TileGeometry tg = { batch, vae->config.latent_channels, h, w, vae->config.out_channels, easel_vae_factor (vae), 1, 1, 1 };
   return run_tiled (vae, backend, decode_tile, &tg, z, tile, overlap, &image, error);
+}
+
+gboolean
+easel_vae_decode_memory (EaselVae *vae, EaselBackend *backend, gint64 batch, gint64 h, gint64 w, gint64 tile,
+                         guint64 *bytes, GError **error)
+{
+  g_return_val_if_fail (vae && backend && bytes, FALSE);
+  *bytes = 0;
+  if (vae->config.decoder_blocks == 0) {
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_UNSUPPORTED, "VAE decode: this VAE has no decoder");
+    return FALSE;
+  }
+  if (!check_size ("decode", batch, h, w, 1, error))
+    return FALSE;
+  if (tile > 0)
+    return decode_exact (vae, backend, NULL, batch, h, w, tile, NULL, bytes, error);
+  g_autoptr(EaselGraph) g = easel_graph_new ();
+  const gint64 shape[4] = { batch, vae->config.latent_channels, h, w };
+  EaselTensor *out = build_decoder (g, vae, easel_graph_input (g, "vae.z", EASEL_DTYPE_F32, 4, shape, NULL));
+  easel_graph_mark_output (g, out);
+  if (!graph_ok (g, error))
+    return FALSE;
+  *bytes = easel_backend_graph_memory (backend, g);
+  return TRUE;
 }
 
 gboolean

@@ -119,6 +119,12 @@ typedef enum {
 gboolean easel_vae_decode_tiled (EaselVae *vae, EaselBackend *backend, const float *z, gint64 batch, gint64 h,
                                  gint64 w, EaselVaeTileMode mode, gint64 tile, gint64 overlap, float *image,
                                  GError **error);
+/* The device memory (easel_backend_graph_memory) that decoding a latent (batch, Cl, h, w) needs on
+ * backend: untiled (tile <= 0), or EASEL_VAE_TILES_EXACT with cores of `tile` (the most of its graphs,
+ * each run alone). Builds and plans the graphs without running them; 0 on a backend without device
+ * memory. */
+gboolean easel_vae_decode_memory (EaselVae *vae, EaselBackend *backend, gint64 batch, gint64 h, gint64 w, gint64 tile,
+                                  guint64 *bytes, GError **error);
 gboolean easel_vae_encode_tiled (EaselVae *vae, EaselBackend *backend, const float *image, gint64 batch,
                                  gint64 height, gint64 width, EaselVaeTileMode mode, gint64 tile, gint64 overlap,
                                  float *mean, float *logvar, GError **error);

@@ -6,7 +6,8 @@
  * parameters chunk lands in the output folder and the history. It cancels a run mid-way and
  * generates again, paints a mask stroke and checks the mask buffer, runs a two-sampler
  * comparison (two cells filled, the grid saved as one PNG), shows load and output-folder errors
- * as toasts, restores settings from a parameters text, and saves a screenshot of each state
+ * as toasts, restores settings from a parameters text, binds the GPU memory limit of the preferences to its
+ * setting, and saves a screenshot of each state
  * under $EASEL_UI_ARTIFACTS (the build folder). */
 #include <glib/gstdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "easel-compare-view.h"
 #include "easel-history-view.h"
 #include "easel-model-list.h"
+#include "easel-preferences.h"
 #include "easel-prompt-panel.h"
 #include "easel-window.h"
 
@@ -83,9 +85,8 @@ screenshot (Fixture *f, const char *name)
 
 /* The first widget of a type in the window (template children are private to the window). */
 static GtkWidget *
-find_widget (Fixture *f, GType type)
+find_in (GtkWidget *w, GType type)
 {
-  GtkWidget *w = GTK_WIDGET (f->win);
   for (GtkWidget *c = gtk_widget_get_first_child (w); c; ) {
     if (G_TYPE_CHECK_INSTANCE_TYPE (c, type))
       return c;
@@ -101,6 +102,12 @@ find_widget (Fixture *f, GType type)
   }
   g_assert_not_reached ();
   return NULL;
+}
+
+static GtkWidget *
+find_widget (Fixture *f, GType type)
+{
+  return find_in (GTK_WIDGET (f->win), type);
 }
 
 static gboolean
@@ -426,6 +433,21 @@ test_window_errors (Fixture *f, gconstpointer data)
   g_settings_set_string (settings, "model", "");
 }
 
+/* the GPU memory limit of the preferences is the max-vram setting, both ways */
+static void
+test_preferences_max_vram (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GSettings) settings = g_settings_new (EASEL_APP_ID);
+  EaselPreferences *prefs = easel_preferences_new (settings);
+  GtkSpinButton *spin = GTK_SPIN_BUTTON (find_in (GTK_WIDGET (prefs), GTK_TYPE_SPIN_BUTTON));
+  g_assert_cmpfloat (gtk_spin_button_get_value (spin), ==, 0.0);
+  gtk_spin_button_set_value (spin, 6.5);
+  g_assert_cmpfloat (g_settings_get_double (settings, "max-vram"), ==, 6.5);
+  g_settings_set_double (settings, "max-vram", 0.0);
+  g_assert_cmpfloat (gtk_spin_button_get_value (spin), ==, 0.0);
+  gtk_window_destroy (GTK_WINDOW (prefs));
+}
+
 static void
 test_window_mask (Fixture *f, gconstpointer data)
 {
@@ -524,6 +546,7 @@ main (int argc, char *argv[])
   g_test_add ("/ui/compare", Fixture, NULL, fixture_set_up, test_window_compare, fixture_tear_down);
   g_test_add ("/ui/errors", Fixture, NULL, fixture_set_up, test_window_errors, fixture_tear_down);
   g_test_add ("/ui/mask", Fixture, NULL, fixture_set_up, test_window_mask, fixture_tear_down);
+  g_test_add ("/ui/preferences-max-vram", Fixture, NULL, fixture_set_up, test_preferences_max_vram, fixture_tear_down);
   g_test_add ("/ui/restore", Fixture, "testdata", fixture_set_up, test_window_restore, fixture_tear_down);
   int ret = g_test_run ();
   g_application_release (G_APPLICATION (the_app));

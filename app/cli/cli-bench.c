@@ -1,6 +1,7 @@
 /* app/cli/cli-bench.c: `easel-cli bench`: each network's forward pass on full-size random-weight
  * checkpoints (written once with make-model into the cache folder), with seconds per call, the
- * matrix GFLOP/s achieved, peak memory, and — measured in the same run — the GFLOP/s of OpenBLAS
+ * matrix GFLOP/s achieved, peak memory (resident, and on the GPU the most device memory the backend
+ * held during the calls), and — measured in the same run — the GFLOP/s of OpenBLAS
  * sgemm over the same threads, so the ratio shows how close each network runs to the machine. Never
  * fails on time; figures go to stdout. */
 #include <errno.h>
@@ -90,6 +91,7 @@ timer_start (Timer *t, EaselBackend *be)
   if (strcmp (bench_backend, "cpu") == 0)
     ref_gflops = sgemm_gflops (bench_threads);
   t->be = be;
+  easel_backend_reset_memory_peak (be);
   easel_backend_get_stats (be, &t->before);
   t->t0 = now ();
 }
@@ -104,9 +106,10 @@ timer_report (Timer *t, const char *what, int calls, double unused)
   if (strcmp (bench_backend, "cpu") == 0)
     printf ("  %-34s %9.3f s/call  %9.1f GFLOP  %7.1f GFLOP/s  %5.0f%% of sgemm (%.0f)  peak RSS %.2f GiB\n", what, dt,
             gflop, gflop / dt, 100.0 * gflop / dt / ref_gflops, ref_gflops, peak_rss_gib ());
-  else
-    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  %5.1f%% of %.0f TFLOP/s peak  peak RSS %.2f GiB\n", what,
-            dt, gflop, gflop / dt / 1e3, 100.0 * gflop / dt / 1e3 / peak_tflops, peak_tflops, peak_rss_gib ());
+  else   /* GPU memory: the most held during these calls (weights of the networks so far, activations) */
+    printf ("  %-34s %9.4f s/call  %9.1f GFLOP  %8.2f TFLOP/s  %5.1f%% of %.0f TFLOP/s peak  peak GPU %.2f GiB  "
+            "peak RSS %.2f GiB\n", what, dt, gflop, gflop / dt / 1e3, 100.0 * gflop / dt / 1e3 / peak_tflops, peak_tflops,
+            after.device_peak_bytes / 1073741824.0, peak_rss_gib ());
   fflush (stdout);
 }
 
@@ -748,7 +751,8 @@ easel_cli_bench (int argc, char **argv)
               "%s/easel/bench/, or --model): seconds per call (a UNet call is one CFG step,\n"
               "batch 2), matrix FLOPs and GFLOP/s; on the CPU the share of OpenBLAS sgemm's GFLOP/s\n"
               "measured in the same run, on a GPU the share of --peak-tflops (default 989: an H100 SXM's\n"
-              "fp16 dense tensor peak); peak resident memory. The first call of each network includes\n"
+              "fp16 dense tensor peak); peak GPU memory (the most the backend held during the calls, every\n"
+              "network so far included) and peak resident memory. The first call of each network includes\n"
               "converting or uploading its weights; later ones are timed --iters times. With\n"
               "EASEL_PROFILE=1 each network's timed calls are followed by a per-op profile on stderr.\n\n"
               "--ops: lists the linear, conv2d, attention, group_norm, layer_norm and geglu nodes of one\n"

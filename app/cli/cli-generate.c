@@ -16,6 +16,7 @@
 
 #include "cli-adapters.h"
 #include "cli.h"
+#include "engine/engine-private.h"
 #include "engine/lora.h"
 #include "engine/model-make.h"
 #include "engine/pipeline.h"
@@ -168,12 +169,29 @@ warn_changed_hashes (const EaselParameters *from, const char *now_text)
   }
 }
 
+/* "gpu memory: peak X GiB (limit Y GiB)" on stderr, for a Vulkan engine */
+static void
+print_gpu_memory (EaselEngine *engine)
+{
+  EaselBackend *be = easel_engine_backend (engine);
+  EaselBackendStats st;
+  if (strcmp (easel_backend_name (be), "vulkan") != 0)
+    return;
+  easel_backend_get_stats (be, &st);
+  guint64 limit = easel_backend_get_memory_limit (be);
+  g_autofree char *lim = limit ? g_strdup_printf (" (limit %.2f GiB)", limit / 1073741824.0) : g_strdup ("");
+  fprintf (stderr, "gpu memory: peak %.2f GiB%s, %.2f GiB held at the end\n", st.device_peak_bytes / 1073741824.0,
+           lim, st.device_bytes / 1073741824.0);
+}
+
 int
 easel_cli_generate (int argc, char **argv)
 {
   g_autofree char *model = NULL, *vae = NULL, *prompt = NULL, *negative = NULL, *sampler = NULL, *scheduler = NULL;
   g_autofree char *seed_s = NULL, *rng_s = NULL, *init = NULL, *mask = NULL, *refiner = NULL, *output = NULL;
   g_autofree char *params_from = NULL, *initial_latents = NULL, *save_latents = NULL, *vocab = NULL;
+  g_autofree char *backend = NULL;
+  double max_vram = 0;
   g_auto(GStrv) config_dirs = NULL, lora_args = NULL, lora_dirs = NULL, embedding_dirs = NULL;
   int steps = -1, width = -1, height = -1, batch_size = 1, batch_count = 1, clip_skip = -1, mask_blur = 4;
   int padding = 32, threads = 0;
@@ -214,6 +232,12 @@ easel_cli_generate (int argc, char **argv)
     { "config-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &config_dirs,
       "a diffusers folder whose <part>/config.json describe a single file's unusual networks", "DIR" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &backend,
+      "auto (a GPU through Vulkan, else the CPU; default), cpu, vulkan or vulkan:DEVICE (lavapipe included)",
+      "NAME" },
+    { "max-vram", 0, 0, G_OPTION_ARG_DOUBLE, &max_vram,
+      "GPU memory the job may hold, GiB: text encoders and VAE leave the GPU and the VAE decodes in tiles "
+      "to fit (default: no limit)", "GIB" },
     { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args,
       "a LoRA (file, or a name in the LoRA folders) and its strength (default 1); repeatable", "FILE[:STRENGTH]" },
     { "lora-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_dirs,
@@ -235,6 +259,10 @@ easel_cli_generate (int argc, char **argv)
   }
   if (argc > 1) {
     easel_cli_error ("generate: unexpected argument '%s' (the prompt goes after -p)", argv[1]);
+    return 2;
+  }
+  if (!(max_vram >= 0)) {
+    easel_cli_error ("--max-vram %g: GiB of GPU memory, 0 or more", max_vram);
     return 2;
   }
 
@@ -319,7 +347,9 @@ easel_cli_generate (int argc, char **argv)
     return 1;
   }
 
-  EaselEngineOptions eo = { .backend = "auto", .n_threads = threads };
+  g_auto(GStrv) backend_parts = g_strsplit (backend ? backend : "auto", ":", 2);
+  EaselEngineOptions eo = { .backend = backend_parts[0], .device = backend_parts[1], .n_threads = threads,
+                            .max_vram_gib = max_vram };
   g_autoptr(EaselEngine) engine = easel_engine_new (&eo, &error);
   EaselModelOptions mo = { .config_dirs = (const char *const *) config_dirs, .vocab = vocab };
   g_autoptr(EaselModel) m = engine ? easel_model_load_with_options (engine, model, &mo, &error) : NULL;
@@ -396,6 +426,8 @@ easel_cli_generate (int argc, char **argv)
              "peak RSS %.2f GiB\n", r.seconds_prepare, r.seconds_sampling, r.steps_run,
              r.steps_run ? r.seconds_sampling / r.steps_run : 0.0, r.seconds_vae, ru.ru_maxrss / (1024.0 * 1024.0));
   }
+  if (timings || max_vram > 0)
+    print_gpu_memory (engine);
   int status = 0;
   for (guint i = 0; i < r.images->len && status == 0; i++) {
     g_autofree char *path = output_name (output, i, r.images->len);

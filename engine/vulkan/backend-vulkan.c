@@ -12,7 +12,14 @@
  * exactly an fp16 value (F16 checkpoints, and F32 files of fp16 models); F32 or BF16 data that is
  * not (LoRA-merged copies, fp32-trained weights, |w| > 65504, which fp16 would make inf) stays fp32
  * on the device, at twice the memory. $EASEL_VULKAN_LOSSY_F16=1 rounds such weights to fp16 anyway
- * (except those that would overflow). */
+ * (except those that would overflow).
+ *
+ * Memory (backend.h): every buffer is counted in parent.memory. The weights one compute uploads get
+ * slabs of their own (memory.c), stamped with the compute's serial whenever a graph uses them; under
+ * a limit, or after the driver says out of memory, the least recently used slabs that the current
+ * graph does not use are released whole (their weights are forgotten and uploaded again when a
+ * later graph needs them), after the activation and readback buffers have shrunk to the graph's
+ * size. */
 #include <math.h>
 #include <string.h>
 
@@ -104,6 +111,263 @@ easel_vk_tensor_arg (EaselVkBackend *vb, const EaselTensor *t, EaselVkWeightForm
   *arg = (EaselVkArg) { slice.buf, start, range, write };
   *elem_offset = (guint32) (delta / esize + (VkDeviceSize) t->offset);
   return TRUE;
+}
+
+/* --- device memory ------------------------------------------------------------------------------ */
+
+static void forget_if_changed (EaselVkBackend *vb, const EaselTensor *base);
+
+void
+easel_vk_memory_freed (EaselVkBackend *vb)
+{
+  vb->memory_epoch++;
+  easel_vk_replay_forget_all (vb);     /* recordings bind the freed buffers */
+}
+
+static void
+weight_free (gpointer p)
+{
+  EaselVkWeight *w = p;
+  if (w->slab)
+    easel_vk_slab_release (w->slab);
+  g_free (w);
+}
+
+/* Bytes a weight of `bytes` takes on the device (4-byte aligned). */
+static VkDeviceSize
+weight_bytes (gsize bytes)
+{
+  return MAX ((bytes + 3) / 4 * 4, 4);
+}
+
+/* Frees the slabs that no weight is in any more. */
+static void
+collect_slabs (EaselVkBackend *vb)
+{
+  if (easel_vk_slabs_collect (vb->dev, &vb->slabs) > 0)
+    easel_vk_memory_freed (vb);
+}
+
+static gboolean
+in_slab (gpointer key, gpointer value, gpointer user_data)
+{
+  return ((EaselVkWeight *) value)->slab == user_data;
+}
+
+static double
+mib (VkDeviceSize bytes)
+{
+  return bytes / 1048576.0;
+}
+
+/* Releases the least recently used slab that the current compute (vb->serial) does not use, with
+ * every weight in it; FALSE when there is none. */
+static gboolean
+evict_one (EaselVkBackend *vb)
+{
+  EaselVkSlab *victim = NULL;
+  for (guint i = 0; i < vb->slabs.slabs->len; i++) {
+    EaselVkSlab *sl = vb->slabs.slabs->pdata[i];
+    if (sl->last_used < vb->serial && (victim == NULL || sl->last_used < victim->last_used))
+      victim = sl;
+  }
+  if (victim == NULL)
+    return FALSE;
+  guint n = 0;
+  VkDeviceSize bytes = victim->buf.counted;
+  for (int f = 0; f < 2; f++)
+    n += g_hash_table_foreach_remove (vb->weights[f], in_slab, victim);
+  g_assert (victim->live == 0);
+  g_debug ("vulkan: released %.1f MiB of device memory: %u weights last used %" G_GUINT64_FORMAT
+           " computes ago", mib (bytes), n, vb->serial - victim->last_used);
+  collect_slabs (vb);
+  return TRUE;
+}
+
+/* After an allocation failed: when it was for want of memory and something could be released,
+ * clears the error and says to try again. */
+static gboolean
+retry_after_oom (EaselVkBackend *vb, GError **local, GError **error)
+{
+  if (g_error_matches (*local, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY) && evict_one (vb)) {
+    g_clear_error (local);
+    return TRUE;
+  }
+  g_propagate_error (error, g_steal_pointer (local));
+  return FALSE;
+}
+
+static gboolean
+alloc_weight (EaselVkBackend *vb, VkDeviceSize size, EaselVkSlice *slice, EaselVkSlab **slab, GError **error)
+{
+  VkDeviceSize left = MAX (vb->batch_left, easel_vk_slab_footprint (size));
+  for (;;) {
+    g_autoptr(GError) local = NULL;
+    if (easel_vk_slabs_alloc (vb->dev, &vb->slabs, size, left, slice, slab, &local))
+      break;
+    if (!retry_after_oom (vb, &local, error))
+      return FALSE;
+  }
+  (*slab)->last_used = vb->serial;
+  vb->batch_left = left - easel_vk_slab_footprint (size);
+  return TRUE;
+}
+
+static VkDeviceSize
+granules (VkDeviceSize size)
+{
+  return MAX ((size + ARENA_GRANULE - 1) / ARENA_GRANULE * ARENA_GRANULE, ARENA_GRANULE);
+}
+
+/* b holding at least size bytes (rounded up to ARENA_GRANULE); its old contents are lost. */
+static gboolean
+ensure_buffer (EaselVkBackend *vb, EaselVkBuffer *b, VkDeviceSize size, EaselVkMemoryKind kind, const char *name,
+               GError **error)
+{
+  if (b->buffer && b->size >= size)
+    return TRUE;
+  if (b->buffer) {
+    easel_vk_buffer_clear (vb->dev, b);
+    easel_vk_memory_freed (vb);
+  }
+  size = granules (size);
+  for (;;) {
+    g_autoptr(GError) local = NULL;
+    if (easel_vk_buffer_init_counted (vb->dev, &vb->parent.memory, b, size, kind, name, &local))
+      return TRUE;
+    if (!retry_after_oom (vb, &local, error))
+      return FALSE;
+  }
+}
+
+/* Bytes buffer b will hold once ensure_buffer gives it size bytes (shrink: freed first when larger). */
+static VkDeviceSize
+buffer_after (const EaselVkBuffer *b, VkDeviceSize size, gboolean shrink)
+{
+  size = granules (size);
+  if (b->buffer && b->size >= size && (!shrink || b->size == size))
+    return b->counted;
+  return size;
+}
+
+/* The outputs of g: their offsets in the readback buffer (+ 1) into outputs, the copies into it
+ * (when not NULL); returns the readback bytes. */
+static VkDeviceSize
+plan_readback (EaselGraph *g, GHashTable *outputs, GArray *copies)
+{
+  VkDeviceSize readback = OVERFLOW_SLOT;           /* [0, 64): the fp16 overflow counter */
+  for (guint i = 0; i < easel_graph_n_nodes (g); i++) {
+    EaselTensor *t = easel_graph_node (g, i);
+    EaselTensor *base = t->base;
+    if ((t->flags & EASEL_TENSOR_OUTPUT) && !is_weight (t) && !g_hash_table_contains (outputs, base)) {
+      VkBufferCopy c = { base->arena_offset, readback, easel_tensor_nbytes (base) };
+      g_hash_table_insert (outputs, base, GSIZE_TO_POINTER (readback + 1));
+      if (c.size > 0 && copies)
+        g_array_append_val (copies, c);
+      readback += (c.size + 63) / 64 * 64;
+    }
+  }
+  return readback;
+}
+
+/* Every weight g uses, once per data and format: fn (vb, base, fmt, data). */
+typedef void (*WeightFunc) (EaselVkBackend *vb, const EaselTensor *base, EaselVkWeightFormat fmt, gpointer data);
+
+static void
+foreach_weight (EaselVkBackend *vb, EaselGraph *g, WeightFunc fn, gpointer data)
+{
+  g_autoptr(GHashTable) seen_f32 = g_hash_table_new (g_direct_hash, g_direct_equal);
+  g_autoptr(GHashTable) seen_f16 = g_hash_table_new (g_direct_hash, g_direct_equal);
+  for (guint i = 0; i < easel_graph_n_nodes (g); i++) {
+    EaselTensor *t = easel_graph_node (g, i);
+    for (int s = 0; s < EASEL_MAX_SRC; s++) {
+      const EaselTensor *src = t->src[s];
+      if (src == NULL || !is_weight (src) || src->base->data == NULL)
+        continue;
+      forget_if_changed (vb, src->base);
+      EaselVkWeightFormat fmt = easel_vk_weight_format (vb, t, s);
+      if (g_hash_table_add (fmt == EASEL_VK_WEIGHT_F16 ? seen_f16 : seen_f32, (gpointer) src->base->data))
+        fn (vb, src->base, fmt, data);
+    }
+  }
+}
+
+static gsize
+device_bytes (const EaselTensor *base, EaselVkWeightFormat fmt)
+{
+  return (gsize) easel_tensor_numel (base) * (fmt == EASEL_VK_WEIGHT_F16 ? 2 : 4);
+}
+
+/* data: VkDeviceSize sum of the footprints of the weights not on the device; stamps the others */
+static void
+stamp_or_count (EaselVkBackend *vb, const EaselTensor *base, EaselVkWeightFormat fmt, gpointer data)
+{
+  EaselVkWeight *w = g_hash_table_lookup (vb->weights[fmt], base->data);
+  if (w && w->dtype == base->dtype && w->numel == easel_tensor_numel (base))
+    w->slab->last_used = vb->serial;
+  else
+    *(VkDeviceSize *) data += easel_vk_slab_footprint (weight_bytes (device_bytes (base, fmt)));
+}
+
+static void
+count_all (EaselVkBackend *vb, const EaselTensor *base, EaselVkWeightFormat fmt, gpointer data)
+{
+  *(VkDeviceSize *) data += easel_vk_slab_footprint (weight_bytes (device_bytes (base, fmt)));
+}
+
+/* Before g runs (no submission pending): stamps the slabs of the weights g uses, and under a limit
+ * makes room for g's new weights, an arena of `arena` bytes and a readback of `readback` bytes:
+ * the arena and readback shrunk to size first, then the least recently used slabs that g does not
+ * use released. Sets batch_left. */
+static gboolean
+prepare_memory (EaselVkBackend *vb, EaselGraph *g, VkDeviceSize arena, VkDeviceSize readback, GError **error)
+{
+  EaselBackendMemory *m = &vb->parent.memory;
+  VkDeviceSize fresh = 0;
+  foreach_weight (vb, g, stamp_or_count, &fresh);
+  collect_slabs (vb);                  /* weights whose data changed were forgotten */
+  vb->batch_left = fresh;
+  gboolean shrink = FALSE;
+  for (;;) {
+    VkDeviceSize a = buffer_after (&vb->arena, arena, shrink), r = buffer_after (&vb->readback, readback, shrink);
+    VkDeviceSize projected = m->held - vb->arena.counted - vb->readback.counted + a + r + fresh;
+    if (m->limit == 0 || projected <= m->limit)
+      break;
+    if (!shrink && (a != buffer_after (&vb->arena, arena, TRUE) || r != buffer_after (&vb->readback, readback, TRUE))) {
+      shrink = TRUE;                   /* scratch first: weights would have to be uploaded again */
+      continue;
+    }
+    if (evict_one (vb))
+      continue;
+    VkDeviceSize fixed = vb->staging.counted + vb->dummy.counted;
+    VkDeviceSize weights = m->held - vb->arena.counted - vb->readback.counted - fixed + fresh;
+    g_set_error (error, EASEL_ERROR, EASEL_ERROR_OUT_OF_MEMORY,
+                 "vulkan: a graph of %u nodes needs %.1f MiB of device memory (weights %.1f MiB, activations %.1f MiB, "
+                 "transfer buffers %.1f MiB), more than the limit of %.1f MiB even with every other weight released",
+                 easel_graph_n_nodes (g), mib (projected), mib (weights), mib (a), mib (r + fixed), mib (m->limit));
+    return FALSE;
+  }
+  if (shrink) {
+    if (vb->arena.buffer && vb->arena.size > granules (arena))
+      easel_vk_buffer_clear (vb->dev, &vb->arena);
+    if (vb->readback.buffer && vb->readback.size > granules (readback))
+      easel_vk_buffer_clear (vb->dev, &vb->readback);
+    easel_vk_memory_freed (vb);
+  }
+  return TRUE;
+}
+
+static guint64
+vk_graph_memory (EaselBackend *b, EaselGraph *g)
+{
+  EaselVkBackend *vb = (EaselVkBackend *) b;
+  VkDeviceSize weights = 0;
+  g_autoptr(GHashTable) outputs = g_hash_table_new (g_direct_hash, g_direct_equal);
+  if (easel_graph_error (g) != NULL)
+    return 0;
+  VkDeviceSize arena = granules (easel_graph_plan (g)), readback = granules (plan_readback (g, outputs, NULL));
+  foreach_weight (vb, g, count_all, &weights);
+  return vb->staging.counted + vb->dummy.counted + vb->overflow.counted + arena + readback + weights;
 }
 
 /* --- uploads ------------------------------------------------------------------------------------- */
@@ -227,7 +491,7 @@ ensure_weight (EaselVkBackend *vb, Upload *u, EaselTensor *base, EaselVkWeightFo
   EaselVkWeight *nw = g_new0 (EaselVkWeight, 1);
   nw->dtype = base->dtype;
   nw->numel = numel;
-  if (!easel_vk_slabs_alloc (vb->dev, &vb->slabs, MAX ((bytes + 3) / 4 * 4, 4), &nw->slice, error)) {
+  if (!alloc_weight (vb, weight_bytes (bytes), &nw->slice, &nw->slab, error)) {
     g_free (nw);
     return FALSE;
   }
@@ -241,16 +505,18 @@ ensure_weight (EaselVkBackend *vb, Upload *u, EaselTensor *base, EaselVkWeightFo
     ok = upload_add (u, nw->slice.buf, nw->slice.offset + even, 4, fill_bytes, tail, error)
          && upload_flush (u, error);   /* `tail` is on this stack frame */
   }
-  g_hash_table_insert (vb->weights[fmt], base->data, nw);   /* on failure too: the slice is taken */
-  if (!ok)
-    nw->numel = -1;                    /* retried next compute */
-  return ok;
+  if (!ok) {
+    weight_free (nw);                  /* its slab is freed when nothing else is in it */
+    return FALSE;
+  }
+  g_hash_table_insert (vb->weights[fmt], base->data, nw);
+  return TRUE;
 }
 
 /* A weight's identity beyond its data pointer: dtype, size and 8 words sampled across its bytes.
  * Weights are cached by pointer, and a pointer can come back for other data (a model unloaded and
  * the next one mapped at the same address, a freed LoRA-merged copy and a new one): such a weight
- * is uploaded again. (Its old slab space is not reused before the backend is freed.) */
+ * is uploaded again (its old slab is freed once no weight is left in it). */
 static guint64
 fingerprint (const EaselTensor *base)
 {
@@ -283,18 +549,6 @@ forget_if_changed (EaselVkBackend *vb, const EaselTensor *base)
 /* --- compute / read ----------------------------------------------------------------------------- */
 
 static gboolean
-ensure_buffer (EaselVkBackend *vb, EaselVkBuffer *b, VkDeviceSize size, EaselVkMemoryKind kind, const char *name,
-               GError **error)
-{
-  if (b->buffer && b->size >= size)
-    return TRUE;
-  easel_vk_replay_forget_all (vb);     /* recordings bind the old buffer */
-  easel_vk_buffer_clear (vb->dev, b);
-  size = MAX ((size + ARENA_GRANULE - 1) / ARENA_GRANULE * ARENA_GRANULE, ARENA_GRANULE);
-  return easel_vk_buffer_init (vb->dev, b, size, kind, name, error);
-}
-
-static gboolean
 vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
 {
   EaselVkBackend *vb = (EaselVkBackend *) b;
@@ -307,22 +561,14 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
     return FALSE;
   g_hash_table_remove_all (vb->outputs);
   gsize arena = easel_graph_plan (g);
-  if (!ensure_buffer (vb, &vb->arena, arena, EASEL_VK_DEVICE_LOCAL, "easel activations", error))
+  readback = plan_readback (g, vb->outputs, copies);
+  vb->serial++;
+  if (!prepare_memory (vb, g, arena, readback, error)
+      || !ensure_buffer (vb, &vb->arena, arena, EASEL_VK_DEVICE_LOCAL, "easel activations", error))
     return FALSE;
 
   for (guint i = 0; i < n; i++) {
     EaselTensor *t = easel_graph_node (g, i);
-    EaselTensor *base = t->base;
-    if ((t->flags & EASEL_TENSOR_OUTPUT) && !is_weight (t) && !g_hash_table_contains (vb->outputs, base)) {
-      VkBufferCopy c = { base->arena_offset, readback, easel_tensor_nbytes (base) };
-      g_hash_table_insert (vb->outputs, base, GSIZE_TO_POINTER (readback + 1));
-      if (c.size > 0)
-        g_array_append_val (copies, c);
-      readback += (c.size + 63) / 64 * 64;
-    }
-    for (int s = 0; s < EASEL_MAX_SRC; s++)
-      if (t->src[s] && is_weight (t->src[s]) && t->src[s]->base->data)
-        forget_if_changed (vb, t->src[s]->base);
     for (int s = 0; s < EASEL_MAX_SRC; s++)
       if (t->src[s] && is_weight (t->src[s])
           && !ensure_weight (vb, &u, t->src[s]->base, easel_vk_weight_format (vb, t, s), error))
@@ -345,6 +591,7 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
         && !upload_add (&u, &vb->arena, t->arena_offset, easel_tensor_nbytes (t), fill_bytes, t->host, error))
       goto fail;
   }
+  easel_vk_slabs_seal (&vb->slabs);
   if (!upload_flush (&u, error))
     return FALSE;
   if (!ensure_buffer (vb, &vb->readback, readback, EASEL_VK_READBACK, "easel readback", error))
@@ -391,6 +638,7 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   return TRUE;
 
 fail:
+  easel_vk_slabs_seal (&vb->slabs);
   if (u.open) {
     g_autoptr(GError) ignored = NULL;
     upload_flush (&u, &ignored);
@@ -473,11 +721,12 @@ vk_free (EaselBackend *b)
     easel_vk_buffer_clear (vb->dev, &vb->arena);
     easel_vk_buffer_clear (vb->dev, &vb->readback);
     easel_vk_buffer_clear (vb->dev, &vb->overflow);
-    easel_vk_slabs_clear (vb->dev, &vb->slabs);
   }
-  for (int f = 0; f < 2; f++)
+  for (int f = 0; f < 2; f++)   /* releases the slabs' counts */
     if (vb->weights[f])
       g_hash_table_unref (vb->weights[f]);
+  if (vb->dev && vb->dev->device)
+    easel_vk_slabs_clear (vb->dev, &vb->slabs);
   if (vb->outputs)
     g_hash_table_unref (vb->outputs);
   if (vb->fits_f16)
@@ -488,7 +737,7 @@ vk_free (EaselBackend *b)
   g_free (vb);
 }
 
-static const EaselBackendClass vulkan_class = { "vulkan", vk_compute, vk_read, vk_free };
+static const EaselBackendClass vulkan_class = { "vulkan", vk_compute, vk_read, vk_free, vk_graph_memory };
 
 EaselBackend *
 easel_backend_new_vulkan (const char *device, GError **error)
@@ -496,21 +745,24 @@ easel_backend_new_vulkan (const char *device, GError **error)
   EaselVkBackend *vb = g_new0 (EaselVkBackend, 1);
   vb->parent.klass = &vulkan_class;
   for (int f = 0; f < 2; f++)
-    vb->weights[f] = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+    vb->weights[f] = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, weight_free);
   vb->outputs = g_hash_table_new (g_direct_hash, g_direct_equal);
   vb->fits_f16 = g_hash_table_new (g_direct_hash, g_direct_equal);
   vb->fingerprints = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   vb->lossy_f16 = g_strcmp0 (g_getenv ("EASEL_VULKAN_LOSSY_F16"), "1") == 0;
-  easel_vk_slabs_init (&vb->slabs, SLAB_BYTES);
+  easel_vk_slabs_init (&vb->slabs, SLAB_BYTES, &vb->parent.memory);
   vb->dev = easel_vk_device_new (device, error);
   if (vb->dev == NULL
       || !easel_vk_pipelines_init (vb->dev, &vb->pl, error)
       || !easel_vk_cmd_init (vb->dev, &vb->cmd, error)
       || !easel_vk_cmd_init (vb->dev, &vb->upload, error)
-      || !easel_vk_buffer_init (vb->dev, &vb->staging, MIN (STAGING_BYTES, vb->dev->info.max_allocation),
-                                EASEL_VK_UPLOAD, "easel staging", error)
-      || !easel_vk_buffer_init (vb->dev, &vb->dummy, 256, EASEL_VK_DEVICE_LOCAL, "easel dummy", error)
-      || !easel_vk_buffer_init (vb->dev, &vb->overflow, 64, EASEL_VK_DEVICE_LOCAL, "easel fp16 overflows", error)) {
+      || !easel_vk_buffer_init_counted (vb->dev, &vb->parent.memory, &vb->staging,
+                                        MIN (STAGING_BYTES, vb->dev->info.max_allocation), EASEL_VK_UPLOAD,
+                                        "easel staging", error)
+      || !easel_vk_buffer_init_counted (vb->dev, &vb->parent.memory, &vb->dummy, 256, EASEL_VK_DEVICE_LOCAL,
+                                        "easel dummy", error)
+      || !easel_vk_buffer_init_counted (vb->dev, &vb->parent.memory, &vb->overflow, 64, EASEL_VK_DEVICE_LOCAL,
+                                        "easel fp16 overflows", error)) {
     vk_free (&vb->parent);
     return NULL;
   }

@@ -77,12 +77,20 @@ void           easel_vk_name (EaselVkDevice *dev, VkObjectType type, guint64 han
 
 /* --- memory.c ------------------------------------------------------------------------------- */
 
+/* What one backend holds on the device (backend.h's EaselBackendMemory): every buffer made through
+ * easel_vk_buffer_init_counted adds its allocation's size (VkMemoryRequirements.size) to `held` until
+ * it is cleared. An allocation that would take `held` past a non-zero `limit` fails with EASEL_ERROR_OUT_OF_MEMORY before the
+ * driver is asked, as the driver's own VK_ERROR_OUT_OF_DEVICE_MEMORY does. */
+typedef EaselBackendMemory EaselVkBudget;
+
 typedef struct {
   VkBuffer buffer;
   VkDeviceMemory memory;
   VkDeviceSize size;
   void *mapped;                          /* host-visible buffers: persistently mapped */
   gboolean coherent;
+  EaselVkBudget *budget;                 /* counted in, or NULL */
+  VkDeviceSize counted;                  /* bytes added to budget->held */
 } EaselVkBuffer;
 
 /* A range of a buffer: what a tensor's storage is. */
@@ -93,24 +101,51 @@ typedef struct {
 
 typedef enum { EASEL_VK_DEVICE_LOCAL, EASEL_VK_UPLOAD, EASEL_VK_READBACK } EaselVkMemoryKind;
 
+/* budget: NULL (not counted) or where the buffer's memory is counted and limited. */
+gboolean easel_vk_buffer_init_counted (EaselVkDevice *dev, EaselVkBudget *budget, EaselVkBuffer *b, VkDeviceSize size,
+                                       EaselVkMemoryKind kind, const char *name, GError **error);
 gboolean easel_vk_buffer_init  (EaselVkDevice *dev, EaselVkBuffer *b, VkDeviceSize size, EaselVkMemoryKind kind,
                                 const char *name, GError **error);
 void     easel_vk_buffer_clear (EaselVkDevice *dev, EaselVkBuffer *b);
 /* host access to a non-coherent mapping: flush after writing, invalidate before reading */
 gboolean easel_vk_buffer_flush      (EaselVkDevice *dev, EaselVkBuffer *b, GError **error);
 gboolean easel_vk_buffer_invalidate (EaselVkDevice *dev, EaselVkBuffer *b, GError **error);
+/* Tests: the next n device allocations fail as a driver's VK_ERROR_OUT_OF_DEVICE_MEMORY would. */
+void     easel_vk_debug_fail_allocations (guint n);
 
-/* Weights: large device-local slabs, suballocated, never freed one by one (STYLE.md V5). */
+/* Weights: device-local slabs, suballocated in order (STYLE.md V5). The weights one compute uploads
+ * go into slabs of their own, sized to what is left of that compute's uploads (at most slab_size,
+ * or one tensor's size when it is larger), so that the weights of one model part share slabs with
+ * no other part. A slab counts the weights in it; one whose count falls to 0 is freed by
+ * easel_vk_slabs_collect. */
 typedef struct {
-  GPtrArray *slabs;                      /* EaselVkBuffer *, owned */
-  VkDeviceSize top;                      /* used bytes of the last slab */
+  EaselVkBuffer buf;                     /* first: a slice's buf points here */
+  guint live;                            /* weights in it */
+  guint64 last_used;                     /* the backend's compute serial that last used one of them */
+} EaselVkSlab;
+
+typedef struct {
+  GPtrArray *slabs;                      /* EaselVkSlab *, owned */
+  EaselVkSlab *open;                     /* the slab being filled, or NULL: the next alloc starts one */
+  VkDeviceSize top;                      /* used bytes of the open slab */
   VkDeviceSize slab_size;
+  EaselVkBudget *budget;
 } EaselVkSlabs;
 
-void     easel_vk_slabs_init  (EaselVkSlabs *s, VkDeviceSize slab_size);
+void     easel_vk_slabs_init  (EaselVkSlabs *s, VkDeviceSize slab_size, EaselVkBudget *budget);
 void     easel_vk_slabs_clear (EaselVkDevice *dev, EaselVkSlabs *s);
-gboolean easel_vk_slabs_alloc (EaselVkDevice *dev, EaselVkSlabs *s, VkDeviceSize size, EaselVkSlice *out,
-                               GError **error);
+/* size bytes in the open slab, or a new one of MIN (slab_size, MAX (size, batch_left)) bytes;
+ * batch_left: the bytes of this batch still to allocate, this one included. The slab's count
+ * goes up by one: easel_vk_slab_release gives it back. */
+gboolean easel_vk_slabs_alloc (EaselVkDevice *dev, EaselVkSlabs *s, VkDeviceSize size, VkDeviceSize batch_left,
+                               EaselVkSlice *out, EaselVkSlab **slab, GError **error);
+/* the batch is over: the next alloc starts a new slab */
+void     easel_vk_slabs_seal  (EaselVkSlabs *s);
+void     easel_vk_slab_release (EaselVkSlab *slab);
+/* frees the slabs no weight is in (no command buffer may be pending on them); returns how many */
+guint    easel_vk_slabs_collect (EaselVkDevice *dev, EaselVkSlabs *s);
+/* bytes one weight of size bytes takes in a slab (its alignment) */
+VkDeviceSize easel_vk_slab_footprint (VkDeviceSize size);
 
 /* --- pipeline.c ----------------------------------------------------------------------------- */
 
@@ -275,7 +310,10 @@ typedef struct {
   EaselVkBuffer dummy;                   /* bound to unused bindings (optional bias, gamma, ...) */
   EaselVkBuffer arena;                   /* activations, laid out by easel_graph_plan */
   EaselVkBuffer readback;                /* outputs copied here at the end of each compute */
-  EaselVkSlabs slabs;                    /* weights */
+  EaselVkSlabs slabs;                    /* weights, counted in parent.memory */
+  guint64 serial;                        /* computes so far: slabs' last_used */
+  VkDeviceSize batch_left;               /* bytes of this compute's new weights not yet in a slab */
+  guint64 memory_epoch;                  /* bumped whenever weights or the arena are freed */
   GHashTable *weights[2];                /* per EaselVkWeightFormat: const void *data -> EaselVkWeight * */
   GHashTable *outputs;                   /* EaselTensor *base -> offset in readback + 1 */
   GHashTable *fits_f16;                  /* const void *data -> 1: stored as fp16 keeps it, 2: it does not */
@@ -290,9 +328,15 @@ typedef struct {
 
 typedef struct {
   EaselVkSlice slice;
+  EaselVkSlab *slab;                     /* counts this weight */
   EaselDType dtype;                      /* of the checkpoint data it came from */
   gint64 numel;
 } EaselVkWeight;
+
+/* Called whenever device memory that a recorded command buffer may reference (weight slabs, the
+ * arena, the readback buffer) is freed or replaced; the caller has waited for every submission.
+ * Anything that keeps recordings between computes must drop them here (it bumps memory_epoch). */
+void easel_vk_memory_freed (EaselVkBackend *vb);
 
 /* The binding for tensor t (any view) and the element offset of t's element [0, ...] in it; weights
  * in format fmt (uploaded before recording). */
