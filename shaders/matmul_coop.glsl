@@ -14,7 +14,10 @@
  * their uses apart: 16 x 8 x 16). A workgroup of 256 invocations = 256 / SG subgroups computes a
  * BM x BN tile of C, walking K in steps of BK through shared memory (fp32 -> fp16 as it is
  * staged; the next step's global reads are issued before this step's products); subgroup w owns
- * WM x WN fragments at fragment row (w / WARPS_N) · WM, column (w % WARPS_N) · WN.
+ * WM x WN = 2 x 2 fragments at fragment row (w / WARPS_N) · WM, column (w % WARPS_N) · WN, held
+ * in named variables: no array of cooperative matrices, which a driver that does not unroll the
+ * loops over it would keep in memory (the first version, with arrays of 4 x 4, ran at a few
+ * TFLOP/s on an H100).
  * Staged rows are padded by 8 halves, so that the fragment loads of 8 rows x 16 bytes hit
  * distinct banks.
  *
@@ -60,9 +63,11 @@
 #define SG 32
 #endif
 #ifndef BM
-#define BM 128
-#define BN 128
+#define BM 64
+#define BN 64
 #endif
+#define WM 2                              /* fragments a subgroup owns: 2 x 2, as named variables */
+#define WN 2
 #define BK 32
 #define WARPS_N (BN / TN / WN)
 #define N_WARPS (256 / SG)
@@ -172,16 +177,46 @@ pack4 (vec4 v)
 }
 #endif
 
+/* fragment (fragment row fr, k offset kk) of the staged A halves `arr` */
+#ifdef A_COL
+#define LOAD_A(mat, arr, fr, kk) coop_load (mat, arr, (kk) * A_STRIDE + (fr) * TM, A_STRIDE, true)
+#else
+#define LOAD_A(mat, arr, fr, kk) coop_load (mat, arr, ((fr) * TM * A_STRIDE + (kk)) / 4, A_STRIDE / 4, false)
+#endif
+
+/* fragment (fm0 + i, fn0 + j) of C through this subgroup's scratch, with the bounds and store_c;
+ * conv ([n][m] scratch): neighbouring lanes take neighbouring m */
+#ifdef A_COL
+#define FRAG_LAYOUT_COL true
+#define FRAG_STRIDE TM
+#define FRAG_RC(e, r, c) r = (e) % TM; c = (e) / TM
+#else
+#define FRAG_LAYOUT_COL false
+#define FRAG_STRIDE TN
+#define FRAG_RC(e, r, c) r = (e) / TN; c = (e) % TN
+#endif
+#define STORE_FRAG(mat, i, j) {                                                                   \
+    const uint scratch = warp * TM * TN;                                                          \
+    coop_store (mat, Cs, scratch, FRAG_STRIDE, FRAG_LAYOUT_COL);                                  \
+    subgroupMemoryBarrierShared ();                                                               \
+    subgroupBarrier ();                                                                           \
+    for (uint e = gl_SubgroupInvocationID; e < TM * TN; e += gl_SubgroupSize) {                   \
+      uint r, c;                                                                                  \
+      FRAG_RC (e, r, c);                                                                          \
+      const uint m = m0 + (fm0 + (i)) * TM + r, n = n0 + (fn0 + (j)) * TN + c;                    \
+      if (m < M && n < N)                                                                         \
+        store_c (m, n, Cs[scratch + e]);                                                          \
+    }                                                                                             \
+    subgroupBarrier ();                                                                           \
+  }
+
 void
 matmul_main (uint M, uint N, uint K, bool vec)
 {
   const uint warp = gl_SubgroupID;
   const uint fm0 = (warp / WARPS_N) * WM, fn0 = (warp % WARPS_N) * WN;
   const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
-  MAT_C acc[WM][WN];
-  [[unroll]] for (uint i = 0; i < WM; i++)
-    [[unroll]] for (uint j = 0; j < WN; j++)
-      acc[i][j] = MAT_C (0.0);
+  MAT_C c00 = MAT_C (0.0), c01 = MAT_C (0.0), c10 = MAT_C (0.0), c11 = MAT_C (0.0);
 
   bool big = false;
   uvec4 rb[B_UNITS];
@@ -258,28 +293,24 @@ matmul_main (uint M, uint N, uint K, bool vec)
       }
 #endif
     }
-    [[unroll]] for (uint kk = 0; kk < BK; kk += TK) {
-      MAT_A a[WM];
-      MAT_B b[WN];
-      [[unroll]] for (uint j = 0; j < WN; j++)
-        coop_load (b[j], Bs, ((fn0 + j) * TN * B_STRIDE + kk) / 8, B_STRIDE / 8, true);   /* Bᵀ: K x N, column-major */
-      [[unroll]] for (uint h = 0; h < (SPLIT_A ? 2 : 1); h++) {
-        [[unroll]] for (uint i = 0; i < WM; i++) {
-#ifdef A_COL
-          if (h == 0)
-            coop_load (a[i], As, kk * A_STRIDE + (fm0 + i) * TM, A_STRIDE, true);
-          else
-            coop_load (a[i], Al, kk * A_STRIDE + (fm0 + i) * TM, A_STRIDE, true);
-#else
-          if (h == 0)
-            coop_load (a[i], As, ((fm0 + i) * TM * A_STRIDE + kk) / 4, A_STRIDE / 4, false);
-          else
-            coop_load (a[i], Al, ((fm0 + i) * TM * A_STRIDE + kk) / 4, A_STRIDE / 4, false);
-#endif
-        }
-        [[unroll]] for (uint i = 0; i < WM; i++)
-          [[unroll]] for (uint j = 0; j < WN; j++)
-            acc[i][j] = coop_mul_add (a[i], b[j], acc[i][j]);
+    for (uint kk = 0; kk < BK; kk += TK) {
+      MAT_A a0, a1;
+      MAT_B b0, b1;
+      coop_load (b0, Bs, ((fn0 + 0) * TN * B_STRIDE + kk) / 8, B_STRIDE / 8, true);   /* Bᵀ: K x N, column-major */
+      coop_load (b1, Bs, ((fn0 + 1) * TN * B_STRIDE + kk) / 8, B_STRIDE / 8, true);
+      LOAD_A (a0, As, fm0 + 0, kk);
+      LOAD_A (a1, As, fm0 + 1, kk);
+      c00 = coop_mul_add (a0, b0, c00);
+      c01 = coop_mul_add (a0, b1, c01);
+      c10 = coop_mul_add (a1, b0, c10);
+      c11 = coop_mul_add (a1, b1, c11);
+      if (SPLIT_A) {
+        LOAD_A (a0, Al, fm0 + 0, kk);
+        LOAD_A (a1, Al, fm0 + 1, kk);
+        c00 = coop_mul_add (a0, b0, c00);
+        c01 = coop_mul_add (a0, b1, c01);
+        c10 = coop_mul_add (a1, b0, c10);
+        c11 = coop_mul_add (a1, b1, c11);
       }
     }
   }
@@ -287,26 +318,8 @@ matmul_main (uint M, uint N, uint K, bool vec)
     atomicAdd (overflow, 1u);
 
   /* each fragment through this subgroup's scratch, written out with the bounds and store_c */
-  const uint scratch = warp * TM * TN;
-  [[unroll]] for (uint i = 0; i < WM; i++)
-    [[unroll]] for (uint j = 0; j < WN; j++) {
-#ifdef A_COL
-      coop_store (acc[i][j], Cs, scratch, TM, true);       /* [n][m]: neighbouring lanes take neighbouring m */
-#else
-      coop_store (acc[i][j], Cs, scratch, TN, false);      /* [m][n] */
-#endif
-      subgroupMemoryBarrierShared ();
-      subgroupBarrier ();
-      for (uint e = gl_SubgroupInvocationID; e < TM * TN; e += gl_SubgroupSize) {
-#ifdef A_COL
-        const uint r = e % TM, c = e / TM;
-#else
-        const uint r = e / TN, c = e % TN;
-#endif
-        const uint m = m0 + (fm0 + i) * TM + r, n = n0 + (fn0 + j) * TN + c;
-        if (m < M && n < N)
-          store_c (m, n, Cs[scratch + e]);
-      }
-      subgroupBarrier ();
-    }
+  STORE_FRAG (c00, 0u, 0u);
+  STORE_FRAG (c01, 0u, 1u);
+  STORE_FRAG (c10, 1u, 0u);
+  STORE_FRAG (c11, 1u, 1u);
 }

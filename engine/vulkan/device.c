@@ -413,7 +413,7 @@ easel_vulkan_active_variants (const EaselVulkanDeviceInfo *info)
     gboolean is16 = g_str_has_suffix (name, "_f16"), is32 = g_str_has_suffix (name, "_f32");
     if ((is16 && !f16) || (is32 && f16))
       continue;
-    if (g_str_has_suffix (name, "_coop")) {
+    if (strstr (name, "_coop")) {
       if (coop != NULL)
         g_ptr_array_add (names, g_strdup_printf ("%s_%s", name, coop));
       continue;

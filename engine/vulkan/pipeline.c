@@ -26,7 +26,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   FLAT (EASEL_VK_BINARY_ADD, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_BINARY_MUL, 3, EaselVkBinaryPush),
   FLAT (EASEL_VK_CONCAT, 3, EaselVkConcatPush),
-  [EASEL_VK_CONV2D_COOP] = { 5, sizeof (EaselVkConv2dPush), { 128, 128, 1 }, FALSE },
+  [EASEL_VK_CONV2D_COOP] = { 5, sizeof (EaselVkConv2dPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_CONV2D_F16] = { 4, sizeof (EaselVkConv2dPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_CONV2D_F32] = { 4, sizeof (EaselVkConv2dPush), { 64, 64, 1 }, FALSE },
   FLAT (EASEL_VK_COPY, 2, EaselVkCopyPush),
@@ -37,7 +37,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   FLAT (EASEL_VK_GROUP_NORM_APPLY, 5, EaselVkGroupNormApplyPush),
   [EASEL_VK_GROUP_STATS] = { 2, sizeof (EaselVkGroupNormPush), { 1, 1, 1 }, TRUE },
   [EASEL_VK_LAYER_NORM] = { 4, sizeof (EaselVkLayerNormPush), { 1, 1, 1 }, TRUE },
-  [EASEL_VK_LINEAR_COOP] = { 5, sizeof (EaselVkLinearPush), { 128, 128, 1 }, FALSE },
+  [EASEL_VK_LINEAR_COOP] = { 5, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_LINEAR_F16] = { 4, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
   [EASEL_VK_LINEAR_F32] = { 4, sizeof (EaselVkLinearPush), { 64, 64, 1 }, FALSE },
   FLAT (EASEL_VK_TIMESTEP_EMBEDDING, 2, EaselVkTimestepPush),
@@ -51,8 +51,8 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
 };
 #undef FLAT
 
-/* in enum order; the same strings as shaders/meson.build's variant list, where names ending in
- * "_coop" get the device's cooperative-matrix suffix (EaselVkDevice.coopmat) */
+/* in enum order; the same strings as shaders/meson.build's variant list, where names with "_coop"
+ * get the device's cooperative-matrix suffix (EaselVkDevice.coopmat) */
 static const char *const names[EASEL_VK_N_PIPELINES] = {
   "attention", "attention_coop", "attention_wide", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_coop", "conv2d_f16",
   "conv2d_f32", "copy", "geglu", "get_rows_f16", "get_rows_f32", "group_norm", "group_norm_apply", "group_stats",
@@ -104,13 +104,13 @@ easel_vk_pipelines_init (EaselVkDevice *dev, EaselVkPipelines *pl, GError **erro
   pl->split_a = g_strcmp0 (g_getenv ("EASEL_VULKAN_FP16_ACTIVATIONS"), "1") != 0;
   for (int id = 0; id < EASEL_VK_N_PIPELINES; id++) {
     EaselVkPipeline *p = &pl->p[id];
-    gboolean coop = g_str_has_suffix (names[id], "_coop");
+    gboolean coop = strstr (names[id], "_coop") != NULL;
     p->name = coop ? g_strdup_printf ("%s_%s", names[id], dev->coopmat ? dev->coopmat : "none") : g_strdup (names[id]);
     p->n_buffers = defs[id].n_buffers;
     p->push_size = defs[id].push_size;
     memcpy (p->wg, defs[id].wg, sizeof p->wg);
-    if (coop && g_strcmp0 (dev->coopmat, "khr8") == 0)   /* 64 x 64 tiles, 32 queries at 8x8x8 (shaders/) */
-      p->wg[0] = id == EASEL_VK_ATTENTION_COOP ? 32 : 64, p->wg[1] = id == EASEL_VK_ATTENTION_COOP ? 1 : 64;
+    if (coop && g_strcmp0 (dev->coopmat, "khr8") == 0)   /* tiles of 64 x 128, 32 queries at 8x8x8 (shaders/) */
+      p->wg[0] = id == EASEL_VK_ATTENTION_COOP ? 32 : 64, p->wg[1] = id == EASEL_VK_ATTENTION_COOP ? 1 : 128;
     p->flat = defs[id].flat;
     /* cooperative variants: NAME is glslc's NV module, NAME_khr its KHR rewrite, NAME_khr8 (shaders/) */
     const EaselVkSpv *spv = find_spv (coop && g_strcmp0 (dev->coopmat, "nv") == 0 ? names[id] : p->name);
