@@ -23,8 +23,21 @@ load_a (uint m, uint k)
 {
   const uint hw = p.out_h * p.out_w;
   const uint b = m / hw, pix = m % hw, oy = pix / p.out_w, ox = pix % p.out_w;
-  const uint khw = p.kh * p.kw;
-  const uint ci = k / khw, r = k % khw, ky = r / p.kw, kx = r % p.kw;
+  uint ci, ky, kx;
+  if (p.kh == 3u && p.kw == 3u) {        /* constant divisors: multiplies, not divisions */
+    ci = k / 9u;
+    const uint r = k - ci * 9u;
+    ky = r / 3u;
+    kx = r - ky * 3u;
+  } else if (p.kh == 1u && p.kw == 1u) {
+    ci = k;
+    ky = kx = 0u;
+  } else {
+    const uint khw = p.kh * p.kw, r = k % khw;
+    ci = k / khw;
+    ky = r / p.kw;
+    kx = r % p.kw;
+  }
   const int iy = int (oy * p.stride + ky) - int (p.pad_h), ix = int (ox * p.stride + kx) - int (p.pad_w);
   if (iy < 0 || ix < 0 || iy >= int (p.h) || ix >= int (p.w))
     return 0.0;

@@ -140,12 +140,12 @@ hi_part (vec4 v)
 }
 
 #ifdef A_COL
+/* the same row m for every s (BM divides 256): whatever load_a derives from m is computed once */
 void
 a_slot (uint s, out uint m, out uint k)
 {
-  const uint e = gl_LocalInvocationID.x + 256u * s;
-  m = e % BM;
-  k = e / BM;
+  m = gl_LocalInvocationID.x % BM;
+  k = gl_LocalInvocationID.x / BM + s * (256u / BM);
 }
 #else
 void
