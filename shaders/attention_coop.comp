@@ -4,7 +4,9 @@
  * matmul_coop.glsl (GL_NV_cooperative_matrix by default, -DCOOPMAT_KHR for a newer glslc).
  *
  * A workgroup of NW subgroups takes BQ = NW · TM query rows of one head; subgroup w owns rows
- * w·TM .. +TM, its q fragments held in registers for the whole dispatch. Keys and values are
+ * w·TM .. +TM, its q fragments held in registers for the whole dispatch. Fragments are named
+ * variables (q 4 + 4, scores 4, output 8), not arrays: a driver that does not unroll loops over an
+ * array of cooperative matrices keeps it in memory. Keys and values are
  * staged through shared memory BKV rows at a time. Two passes over the keys, so that the output
  * never has to be rescaled (a cooperative matrix has no per-row access):
  *   1. the row maxima m of the scores, from the hi halves only (an approximate maximum is all
@@ -53,7 +55,12 @@
 #define NW 4
 #define BQ (NW * TM)
 #define BKV 32
-#define DMAX 128                          /* == ATTENTION_COOP_MAX_HEAD in engine/vulkan/ops.c */
+#ifndef DMAX
+#define DMAX 64                           /* == ATTENTION_COOP_MAX_HEAD in engine/vulkan/ops.c */
+#endif
+#if DMAX / TK != 4 || BKV / TN != 4 || (DMAX / TN != 4 && DMAX / TN != 8)
+#error "attention_coop.comp names its fragments: 4 of q, 4 of scores, 4 or 8 of the output"
+#endif
 #define DS (DMAX + 8)                     /* staged row stride, halves */
 #define PS (BKV + 8)
 #define LPR (SG / TM)                     /* lanes per score row */
@@ -109,6 +116,68 @@ stage (const uint which, uint base, uint ld, uint L, uint r0, uint w, uint wpad)
   }
 }
 
+/* the scores of keys [j0, j0 + BKV) for this subgroup's rows into its part of Ss: pass 1 from the
+ * hi halves only, pass 2 with qh·kh + qh·kl + ql·kh */
+#define S_J(j, sj, f, qh, ql, full) {                                                             \
+    MAT_B kh;                                                                                     \
+    coop_load (kh, Th, (j) * TN * DS + (f) * TK, DS, true);   /* kᵀ: d x keys, column-major */      \
+    sj = coop_mul_add (qh, kh, sj);                                                               \
+    if (full) {                                                                                   \
+      MAT_B kl;                                                                                   \
+      coop_load (kl, Tl, (j) * TN * DS + (f) * TK, DS, true);                                     \
+      sj = coop_mul_add (qh, kl, sj);                                                             \
+      sj = coop_mul_add (ql, kh, sj);                                                             \
+    }                                                                                             \
+  }
+#define S_F(f, qh, ql, full)                                                                      \
+  if ((f) * TK < dpad) {                                                                          \
+    S_J (0, s0, f, qh, ql, full);                                                                 \
+    S_J (1, s1, f, qh, ql, full);                                                                 \
+    S_J (2, s2, f, qh, ql, full);                                                                 \
+    S_J (3, s3, f, qh, ql, full);                                                                 \
+  }
+#define SCORES(full) {                                                                            \
+    s0 = MAT_C (0.0); s1 = MAT_C (0.0); s2 = MAT_C (0.0); s3 = MAT_C (0.0);                       \
+    S_F (0, qh0, ql0, full);                                                                      \
+    S_F (1, qh1, ql1, full);                                                                      \
+    S_F (2, qh2, ql2, full);                                                                      \
+    S_F (3, qh3, ql3, full);                                                                      \
+    coop_store (s0, Ss, warp * TM * BKV + 0 * TN, BKV, false);                                    \
+    coop_store (s1, Ss, warp * TM * BKV + 1 * TN, BKV, false);                                    \
+    coop_store (s2, Ss, warp * TM * BKV + 2 * TN, BKV, false);                                    \
+    coop_store (s3, Ss, warp * TM * BKV + 3 * TN, BKV, false);                                    \
+    subgroupMemoryBarrierShared ();                                                               \
+    subgroupBarrier ();                                                                           \
+  }
+#define LOAD_Q(f, qh, ql)                                                                         \
+  if ((f) * TK < dpad) {                                                                          \
+    coop_load (qh, Th, (warp * TM - r0) * DS + (f) * TK, DS, false);                              \
+    coop_load (ql, Tl, (warp * TM - r0) * DS + (f) * TK, DS, false);                              \
+  }
+/* O[:, jj·TN ..] += P·V for the staged values (v: keys x dv, row-major) */
+#define PV_J(jj, oj)                                                                              \
+  if ((jj) * TN < dvpad) {                                                                        \
+    MAT_B vh, vl;                                                                                 \
+    coop_load (vh, Th, kk * DS + (jj) * TN, DS, false);                                           \
+    coop_load (vl, Tl, kk * DS + (jj) * TN, DS, false);                                           \
+    oj = coop_mul_add (ph, vh, oj);                                                               \
+    oj = coop_mul_add (ph, vl, oj);                                                               \
+    oj = coop_mul_add (pl, vh, oj);                                                               \
+  }
+/* O / l of fragment jj, through this subgroup's score scratch */
+#define STORE_O(jj, oj)                                                                           \
+  if ((jj) * TN < dvpad) {                                                                        \
+    subgroupBarrier ();                                                                           \
+    coop_store (oj, Ss, scratch, TN, false);                                                      \
+    subgroupMemoryBarrierShared ();                                                               \
+    subgroupBarrier ();                                                                           \
+    for (uint e = lane; e < TM * TN; e += SG) {                                                   \
+      const uint r = e / TN, c = (jj) * TN + e % TN, i = i0 + warp * TM + r;                      \
+      if (i < p.lq && c < p.dv)                                                                   \
+        o[p.o_off + (b * p.lq + i) * p.ld_o + h * p.dv + c] = Ss[scratch + e] / Ls[warp * TM + r]; \
+    }                                                                                             \
+  }
+
 void
 main ()
 {
@@ -121,41 +190,27 @@ main ()
   const uint row = lane / LPR, c0 = lane % LPR * CPL;   /* this lane's score row and columns */
 
   /* q fragments of this subgroup's rows, staged BKV rows at a time */
-  MAT_A qh[DMAX / TK], ql[DMAX / TK];
+  MAT_A qh0, qh1, qh2, qh3, ql0, ql1, ql2, ql3;
   for (uint r0 = 0; r0 < BQ; r0 += BKV) {
     barrier ();
     stage (0u, qbase, p.ld_q, p.lq, i0 + r0, p.d, dpad);
     barrier ();
     if (warp * TM >= r0 && warp * TM < r0 + BKV) {
-      [[unroll]] for (uint f = 0; f < DMAX / TK; f++)
-        if (f * TK < dpad) {
-          coop_load (qh[f], Th, (warp * TM - r0) * DS + f * TK, DS, false);
-          coop_load (ql[f], Tl, (warp * TM - r0) * DS + f * TK, DS, false);
-        }
+      LOAD_Q (0, qh0, ql0);
+      LOAD_Q (1, qh1, ql1);
+      LOAD_Q (2, qh2, ql2);
+      LOAD_Q (3, qh3, ql3);
     }
   }
 
   /* pass 1: row maxima of the scaled scores */
+  MAT_C s0, s1, s2, s3;
   float m = -1.0 / 0.0;
   for (uint j0 = 0; j0 < p.lk; j0 += BKV) {
     barrier ();
     stage (1u, kbase, p.ld_k, p.lk, j0, p.d, dpad);
     barrier ();
-    MAT_C s[BKV / TN];
-    [[unroll]] for (uint j = 0; j < BKV / TN; j++)
-      s[j] = MAT_C (0.0);
-    [[unroll]] for (uint f = 0; f < DMAX / TK; f++)
-      if (f * TK < dpad) {
-        [[unroll]] for (uint j = 0; j < BKV / TN; j++) {
-          MAT_B kb;
-          coop_load (kb, Th, j * TN * DS + f * TK, DS, true);   /* kᵀ: d x keys, column-major */
-          s[j] = coop_mul_add (qh[f], kb, s[j]);
-        }
-      }
-    [[unroll]] for (uint j = 0; j < BKV / TN; j++)
-      coop_store (s[j], Ss, warp * TM * BKV + j * TN, BKV, false);
-    subgroupMemoryBarrierShared ();
-    subgroupBarrier ();
+    SCORES (false);
     for (uint c = 0; c < CPL; c++)
       if (j0 + c0 + c < p.lk)
         m = max (m, Ss[warp * TM * BKV + row * BKV + c0 + c] * p.scale);
@@ -165,32 +220,16 @@ main ()
     m = max (m, subgroupShuffleXor (m, x));
 
   /* pass 2: p = e^{s·scale - m}, l = Σ p, O += P·V */
-  MAT_C acc[DMAX / TN];
-  [[unroll]] for (uint jj = 0; jj < DMAX / TN; jj++)
-    acc[jj] = MAT_C (0.0);
+  MAT_C o0 = MAT_C (0.0), o1 = MAT_C (0.0), o2 = MAT_C (0.0), o3 = MAT_C (0.0);
+#if DMAX / TN == 8
+  MAT_C o4 = MAT_C (0.0), o5 = MAT_C (0.0), o6 = MAT_C (0.0), o7 = MAT_C (0.0);
+#endif
   float l = 0.0;
   for (uint j0 = 0; j0 < p.lk; j0 += BKV) {
     barrier ();
     stage (1u, kbase, p.ld_k, p.lk, j0, p.d, dpad);
     barrier ();
-    MAT_C s[BKV / TN];
-    [[unroll]] for (uint j = 0; j < BKV / TN; j++)
-      s[j] = MAT_C (0.0);
-    [[unroll]] for (uint f = 0; f < DMAX / TK; f++)
-      if (f * TK < dpad) {
-        [[unroll]] for (uint j = 0; j < BKV / TN; j++) {
-          MAT_B kh, kl;
-          coop_load (kh, Th, j * TN * DS + f * TK, DS, true);
-          coop_load (kl, Tl, j * TN * DS + f * TK, DS, true);
-          s[j] = coop_mul_add (qh[f], kh, s[j]);
-          s[j] = coop_mul_add (qh[f], kl, s[j]);
-          s[j] = coop_mul_add (ql[f], kh, s[j]);
-        }
-      }
-    [[unroll]] for (uint j = 0; j < BKV / TN; j++)
-      coop_store (s[j], Ss, warp * TM * BKV + j * TN, BKV, false);
-    subgroupMemoryBarrierShared ();
-    subgroupBarrier ();
+    SCORES (true);
     for (uint c = 0; c < CPL; c++) {
       const float e = j0 + c0 + c < p.lk ? exp (Ss[warp * TM * BKV + row * BKV + c0 + c] * p.scale - m) : 0.0;
       const float eh = hi_part (e);
@@ -201,19 +240,20 @@ main ()
     barrier ();                           /* every subgroup is done with the keys */
     stage (2u, vbase, p.ld_v, p.lk, j0, p.dv, dvpad);
     barrier ();
-    [[unroll]] for (uint kk = 0; kk < BKV; kk += TK) {
+    for (uint kk = 0; kk < BKV; kk += TK) {
       MAT_A ph, pl;
       coop_load (ph, Ph, warp * TM * PS + kk, PS, false);
       coop_load (pl, Pl, warp * TM * PS + kk, PS, false);
-      [[unroll]] for (uint jj = 0; jj < DMAX / TN; jj++)
-        if (jj * TN < dvpad) {
-          MAT_B vh, vl;
-          coop_load (vh, Th, kk * DS + jj * TN, DS, false);      /* v: keys x dv, row-major */
-          coop_load (vl, Tl, kk * DS + jj * TN, DS, false);
-          acc[jj] = coop_mul_add (ph, vh, acc[jj]);
-          acc[jj] = coop_mul_add (ph, vl, acc[jj]);
-          acc[jj] = coop_mul_add (pl, vh, acc[jj]);
-        }
+      PV_J (0, o0);
+      PV_J (1, o1);
+      PV_J (2, o2);
+      PV_J (3, o3);
+#if DMAX / TN == 8
+      PV_J (4, o4);
+      PV_J (5, o5);
+      PV_J (6, o6);
+      PV_J (7, o7);
+#endif
     }
   }
   for (uint x = 1; x < LPR; x <<= 1)
@@ -225,16 +265,14 @@ main ()
 
   /* O / l, fragment by fragment through this subgroup's score scratch */
   const uint scratch = warp * TM * BKV;
-  [[unroll]] for (uint jj = 0; jj < DMAX / TN; jj++)
-    if (jj * TN < dvpad) {
-      subgroupBarrier ();
-      coop_store (acc[jj], Ss, scratch, TN, false);
-      subgroupMemoryBarrierShared ();
-      subgroupBarrier ();
-      for (uint e = lane; e < TM * TN; e += SG) {
-        const uint r = e / TN, c = jj * TN + e % TN, i = i0 + warp * TM + r;
-        if (i < p.lq && c < p.dv)
-          o[p.o_off + (b * p.lq + i) * p.ld_o + h * p.dv + c] = Ss[scratch + e] / Ls[warp * TM + r];
-      }
-    }
+  STORE_O (0, o0);
+  STORE_O (1, o1);
+  STORE_O (2, o2);
+  STORE_O (3, o3);
+#if DMAX / TN == 8
+  STORE_O (4, o4);
+  STORE_O (5, o5);
+  STORE_O (6, o6);
+  STORE_O (7, o7);
+#endif
 }
