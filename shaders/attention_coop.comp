@@ -5,7 +5,7 @@
  *
  * A workgroup of NW subgroups takes BQ = NW · TM query rows of one head; subgroup w owns rows
  * w·TM .. +TM, its q fragments held in registers for the whole dispatch. Fragments are named
- * variables (q 4 + 4, scores 4, output 8), not arrays: a driver that does not unroll loops over an
+ * variables (q 4 + 4, scores 4, output 8; twice that in the 128-wide variant), not arrays: a driver that does not unroll loops over an
  * array of cooperative matrices keeps it in memory. Keys and values are
  * staged through shared memory BKV rows at a time. Two passes over the keys, so that the output
  * never has to be rescaled (a cooperative matrix has no per-row access):
@@ -56,10 +56,10 @@
 #define BQ (NW * TM)
 #define BKV 32
 #ifndef DMAX
-#define DMAX 64                           /* == ATTENTION_COOP_MAX_HEAD in engine/vulkan/ops.c */
+#define DMAX 64                           /* heads up to DMAX wide; the _wide variant: 128 (engine/vulkan/ops.c) */
 #endif
-#if DMAX / TK != 4 || BKV / TN != 4 || (DMAX / TN != 4 && DMAX / TN != 8)
-#error "attention_coop.comp names its fragments: 4 of q, 4 of scores, 4 or 8 of the output"
+#if (DMAX / TK != 4 && DMAX / TK != 8) || BKV / TN != 4 || (DMAX / TN != 4 && DMAX / TN != 8 && DMAX / TN != 16)
+#error "attention_coop.comp names its fragments: 4 or 8 of q, 4 of scores, 4, 8 or 16 of the output"
 #endif
 #define DS (DMAX + 8)                     /* staged row stride, halves */
 #define PS (BKV + 8)
@@ -136,12 +136,18 @@ stage (const uint which, uint base, uint ld, uint L, uint r0, uint w, uint wpad)
     S_J (2, s2, f, qh, ql, full);                                                                 \
     S_J (3, s3, f, qh, ql, full);                                                                 \
   }
+#if DMAX / TK == 8
+#define S_F_WIDE(full) S_F (4, qh4, ql4, full); S_F (5, qh5, ql5, full); S_F (6, qh6, ql6, full); S_F (7, qh7, ql7, full)
+#else
+#define S_F_WIDE(full)
+#endif
 #define SCORES(full) {                                                                            \
     s0 = MAT_C (0.0); s1 = MAT_C (0.0); s2 = MAT_C (0.0); s3 = MAT_C (0.0);                       \
     S_F (0, qh0, ql0, full);                                                                      \
     S_F (1, qh1, ql1, full);                                                                      \
     S_F (2, qh2, ql2, full);                                                                      \
     S_F (3, qh3, ql3, full);                                                                      \
+    S_F_WIDE (full);                                                                              \
     coop_store (s0, Ss, warp * TM * BKV + 0 * TN, BKV, false);                                    \
     coop_store (s1, Ss, warp * TM * BKV + 1 * TN, BKV, false);                                    \
     coop_store (s2, Ss, warp * TM * BKV + 2 * TN, BKV, false);                                    \
@@ -191,6 +197,9 @@ main ()
 
   /* q fragments of this subgroup's rows, staged BKV rows at a time */
   MAT_A qh0, qh1, qh2, qh3, ql0, ql1, ql2, ql3;
+#if DMAX / TK == 8
+  MAT_A qh4, qh5, qh6, qh7, ql4, ql5, ql6, ql7;
+#endif
   for (uint r0 = 0; r0 < BQ; r0 += BKV) {
     barrier ();
     stage (0u, qbase, p.ld_q, p.lq, i0 + r0, p.d, dpad);
@@ -200,6 +209,12 @@ main ()
       LOAD_Q (1, qh1, ql1);
       LOAD_Q (2, qh2, ql2);
       LOAD_Q (3, qh3, ql3);
+#if DMAX / TK == 8
+      LOAD_Q (4, qh4, ql4);
+      LOAD_Q (5, qh5, ql5);
+      LOAD_Q (6, qh6, ql6);
+      LOAD_Q (7, qh7, ql7);
+#endif
     }
   }
 
@@ -221,8 +236,12 @@ main ()
 
   /* pass 2: p = e^{s·scale - m}, l = Σ p, O += P·V */
   MAT_C o0 = MAT_C (0.0), o1 = MAT_C (0.0), o2 = MAT_C (0.0), o3 = MAT_C (0.0);
-#if DMAX / TN == 8
+#if DMAX / TN >= 8
   MAT_C o4 = MAT_C (0.0), o5 = MAT_C (0.0), o6 = MAT_C (0.0), o7 = MAT_C (0.0);
+#endif
+#if DMAX / TN == 16
+  MAT_C o8 = MAT_C (0.0), o9 = MAT_C (0.0), o10 = MAT_C (0.0), o11 = MAT_C (0.0);
+  MAT_C o12 = MAT_C (0.0), o13 = MAT_C (0.0), o14 = MAT_C (0.0), o15 = MAT_C (0.0);
 #endif
   float l = 0.0;
   for (uint j0 = 0; j0 < p.lk; j0 += BKV) {
@@ -248,11 +267,21 @@ main ()
       PV_J (1, o1);
       PV_J (2, o2);
       PV_J (3, o3);
-#if DMAX / TN == 8
+#if DMAX / TN >= 8
       PV_J (4, o4);
       PV_J (5, o5);
       PV_J (6, o6);
       PV_J (7, o7);
+#endif
+#if DMAX / TN == 16
+      PV_J (8, o8);
+      PV_J (9, o9);
+      PV_J (10, o10);
+      PV_J (11, o11);
+      PV_J (12, o12);
+      PV_J (13, o13);
+      PV_J (14, o14);
+      PV_J (15, o15);
 #endif
     }
   }
@@ -269,10 +298,20 @@ main ()
   STORE_O (1, o1);
   STORE_O (2, o2);
   STORE_O (3, o3);
-#if DMAX / TN == 8
+#if DMAX / TN >= 8
   STORE_O (4, o4);
   STORE_O (5, o5);
   STORE_O (6, o6);
   STORE_O (7, o7);
+#endif
+#if DMAX / TN == 16
+  STORE_O (8, o8);
+  STORE_O (9, o9);
+  STORE_O (10, o10);
+  STORE_O (11, o11);
+  STORE_O (12, o12);
+  STORE_O (13, o13);
+  STORE_O (14, o14);
+  STORE_O (15, o15);
 #endif
 }

@@ -497,6 +497,8 @@ test_attention (void)
   compare ("cross-attention, head width 160", build_attention, &x, NMSE_SAME);
   AttnCase x1 = { 1, 5, 100, 8, 8, FALSE, FALSE, q, kv };
   compare ("cross-attention, 8 heads of 8, 100 keys", build_attention, &x1, NMSE_SAME);
+  AttnCase x2 = { 2, 70, 33, 2, 96, FALSE, FALSE, q, kv };     /* the cooperative shaders' wide variant */
+  compare ("cross-attention, 2 heads of 96", build_attention, &x2, NMSE_SAME);
   /* the VAE's mid-block attention: one head of 512 (the wide variant), and 320 just past the narrow one */
   g_autofree float *vq = random_floats (r, 1 * 40 * 3 * 512, 2);
   AttnCase vae = { 1, 40, 40, 1, 512, FALSE, TRUE, vq, NULL };

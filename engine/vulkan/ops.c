@@ -11,7 +11,7 @@
 /* the widest attention heads the two shader variants keep in registers (ACC · TPR in attention.comp) */
 #define ATTENTION_MAX_HEAD 256
 #define ATTENTION_WIDE_MAX_HEAD 512
-#define ATTENTION_COOP_MAX_HEAD 64    /* DMAX in attention_coop.comp; 32 in the khr8 variant */
+#define ATTENTION_COOP_MAX_HEAD 64    /* DMAX in attention_coop.comp, twice that in _wide; half in khr8 */
 
 typedef struct {
   EaselVkArg a[EASEL_VK_MAX_BINDINGS];
@@ -342,8 +342,11 @@ op_attention (EaselVkBackend *vb, EaselTensor *t, GError **error)
   p.o_off = A.off[3];
   EaselVkPipelineId id = p.dv > ATTENTION_MAX_HEAD ? EASEL_VK_ATTENTION_WIDE : EASEL_VK_ATTENTION;
   guint32 coop_max = g_strcmp0 (vb->dev->coopmat, "khr8") == 0 ? ATTENTION_COOP_MAX_HEAD / 2 : ATTENTION_COOP_MAX_HEAD;
-  if (!p.causal && p.d <= coop_max && p.dv <= coop_max)
+  guint32 head = MAX (p.d, p.dv);
+  if (!p.causal && head <= coop_max)
     id = coop_variant (vb, &A, EASEL_VK_ATTENTION_COOP, id);
+  else if (!p.causal && head <= 2 * coop_max)
+    id = coop_variant (vb, &A, EASEL_VK_ATTENTION_COOP_WIDE, id);
   return dispatch (vb, id, &A, &p, sizeof p, p.lq, (guint64) heads, (guint64) q->shape[0], error);
 }
 

@@ -21,6 +21,7 @@ typedef struct {
 static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
   [EASEL_VK_ATTENTION] = { 4, sizeof (EaselVkAttentionPush), { 16, 1, 1 }, FALSE },
   [EASEL_VK_ATTENTION_COOP] = { 5, sizeof (EaselVkAttentionPush), { 64, 1, 1 }, FALSE },
+  [EASEL_VK_ATTENTION_COOP_WIDE] = { 5, sizeof (EaselVkAttentionPush), { 64, 1, 1 }, FALSE },
   [EASEL_VK_ATTENTION_WIDE] = { 4, sizeof (EaselVkAttentionPush), { 16, 1, 1 }, FALSE },
   FLAT (EASEL_VK_AVG_POOL2D, 2, EaselVkAvgPoolPush),
   FLAT (EASEL_VK_BINARY_ADD, 3, EaselVkBinaryPush),
@@ -54,7 +55,7 @@ static const PipelineDef defs[EASEL_VK_N_PIPELINES] = {
 /* in enum order; the same strings as shaders/meson.build's variant list, where names with "_coop"
  * get the device's cooperative-matrix suffix (EaselVkDevice.coopmat) */
 static const char *const names[EASEL_VK_N_PIPELINES] = {
-  "attention", "attention_coop", "attention_wide", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_coop", "conv2d_f16",
+  "attention", "attention_coop", "attention_coop_wide", "attention_wide", "avg_pool2d", "binary_add", "binary_mul", "concat", "conv2d_coop", "conv2d_f16",
   "conv2d_f32", "copy", "geglu", "get_rows_f16", "get_rows_f32", "group_norm", "group_norm_apply", "group_stats",
   "layer_norm", "linear_coop", "linear_f16", "linear_f32", "timestep_embedding", "unary_gelu", "unary_gelu_tanh", "unary_quick_gelu", "unary_relu",
   "unary_scale", "unary_silu", "upsample_nearest",
@@ -110,7 +111,8 @@ easel_vk_pipelines_init (EaselVkDevice *dev, EaselVkPipelines *pl, GError **erro
     p->push_size = defs[id].push_size;
     memcpy (p->wg, defs[id].wg, sizeof p->wg);
     if (coop && g_strcmp0 (dev->coopmat, "khr8") == 0)   /* tiles of 64 x 128, 32 queries at 8x8x8 (shaders/) */
-      p->wg[0] = id == EASEL_VK_ATTENTION_COOP ? 32 : 64, p->wg[1] = id == EASEL_VK_ATTENTION_COOP ? 1 : 128;
+      p->wg[0] = id == EASEL_VK_ATTENTION_COOP || id == EASEL_VK_ATTENTION_COOP_WIDE ? 32 : 64,
+      p->wg[1] = id == EASEL_VK_ATTENTION_COOP || id == EASEL_VK_ATTENTION_COOP_WIDE ? 1 : 128;
     p->flat = defs[id].flat;
     /* cooperative variants: NAME is glslc's NV module, NAME_khr its KHR rewrite, NAME_khr8 (shaders/) */
     const EaselVkSpv *spv = find_spv (coop && g_strcmp0 (dev->coopmat, "nv") == 0 ? names[id] : p->name);

@@ -152,6 +152,7 @@ VkDeviceSize easel_vk_slab_footprint (VkDeviceSize size);
 typedef enum {
   EASEL_VK_ATTENTION,
   EASEL_VK_ATTENTION_COOP,
+  EASEL_VK_ATTENTION_COOP_WIDE,
   EASEL_VK_ATTENTION_WIDE,
   EASEL_VK_AVG_POOL2D,
   EASEL_VK_BINARY_ADD,
