@@ -5,7 +5,8 @@
  * is one device buffer), upload new weights (once per data pointer and format: matrix weights of
  * linear/conv2d/get_rows as fp16 where the device stores 16-bit, everything else fp32), upload the
  * inputs, record every node into one command buffer with barriers where data flows, copy the
- * outputs' storage into a host-visible readback buffer at the end, and submit. read: wait on the
+ * outputs' storage into a host-visible readback buffer at the end, and submit — or, when a kept
+ * recording has the graph's key, submit that again without recording (replay.c). read: wait on the
  * fence, invalidate, copy the view out. Activations are fp32.
  *
  * fp16 weights lose nothing: a matrix weight is stored as fp16 only when every value of it is
