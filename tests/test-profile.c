@@ -134,8 +134,9 @@ check_backend_profile (EaselBackend *be)
     const EaselProfileEntry *e = find (ops, computing[i]);
     g_assert_nonnull (e);
     g_assert_cmpuint (e->calls, ==, 2);
-    g_assert_cmpfloat (e->seconds, >, 0);
+    g_assert_cmpfloat (e->seconds, >=, 0);   /* a tiny node can take less than the clock's tick */
   }
+  g_assert_cmpfloat (easel_profile_total_seconds (p), >, 0);
   g_assert_cmpfloat (find (ops, "linear")->flops, ==, 2 * 2.0 * 70 * 8 * 4);
   g_autoptr(GArray) shapes = easel_profile_entries (p, TRUE);
   g_assert_nonnull (find (shapes, "attention B=2 H=2 Lq=35 Lk=35 D=4"));
