@@ -12,6 +12,7 @@ layout (push_constant) uniform Push {    /* == EaselVkConv2dPush */
   uint stride, pad_h, pad_w, out_h;
   uint out_w, x_off, w_off, b_off;
   uint y_off, has_bias, vec;             /* vec: K, w_off multiples of 8 (matmul_coop.glsl) */
+  uint kc, split, reduce;                /* split-K (matmul_coop.glsl): split > 1 chunks of kc; reduce pass */
 } p;
 layout (binding = 0) readonly buffer X { ACT_T x[]; };
 layout (binding = 1) readonly buffer Wt { WEIGHT_T wt[]; };
@@ -68,7 +69,10 @@ void
 main ()
 {
   #ifdef COOP
-  matmul_main (p.M, p.N, p.K, p.vec != 0u);
+  if (p.reduce != 0u)
+    reduce_main (p.M, p.N, p.split);
+  else
+    matmul_main (p.M, p.N, p.K, p.vec != 0u, p.split > 1u ? p.kc : p.K, p.split);
 #else
   matmul_main (p.M, p.N, p.K);
 #endif

@@ -8,6 +8,7 @@ layout (push_constant) uniform Push {    /* == EaselVkLinearPush */
   uint M, N, K, ldw;
   uint x_off, w_off, b_off, y_off;
   uint has_bias, vec;                   /* vec: K, ldw, x_off, w_off multiples of 8 (matmul_coop.glsl) */
+  uint kc, split, reduce;               /* split-K (matmul_coop.glsl): split > 1 chunks of kc; reduce pass */
 } p;
 layout (binding = 0) readonly buffer X { ACT_T x[]; };
 layout (binding = 1) readonly buffer W { WEIGHT_T w[]; };
@@ -34,7 +35,10 @@ void
 main ()
 {
   #ifdef COOP
-  matmul_main (p.M, p.N, p.K, p.vec != 0u);
+  if (p.reduce != 0u)
+    reduce_main (p.M, p.N, p.split);
+  else
+    matmul_main (p.M, p.N, p.K, p.vec != 0u, p.split > 1u ? p.kc : p.K, p.split);
 #else
   matmul_main (p.M, p.N, p.K);
 #endif

@@ -5,7 +5,9 @@
  * the staging loads then run along m) — otherwise along k (linear: rows of x), and then also
  * load_a4 (m, k) (x[m, k .. k+3] as a vec4) and load_b8 (n, k) (w[n, k .. k+7] as 8 packed halves),
  * which matmul_main uses when its `vec` argument says they are aligned and in bounds (K a multiple
- * of 8 and 16-byte aligned rows; the caller checks).
+ * of 8 and 16-byte aligned rows; the caller checks). Split-K (products with few tiles and a long K):
+ * the including shader dispatches split workgroups along z, each summing a range of kc of K into
+ * binding 5, then once more with reduce_main, which adds the partial sums and stores them.
  *
  * One source, two spellings: GL_NV_cooperative_matrix (what Debian 12's glslc compiles; the KHR
  * variants are this SPIR-V rewritten, shaders/meson.build) or, with -DCOOPMAT_KHR, the
@@ -77,6 +79,7 @@
 
 layout (local_size_x = 256) in;
 layout (binding = 4) buffer Overflow { uint overflow; };
+layout (binding = 5) buffer Partials { float part[]; };   /* split-K: (split, M, N) raw sums */
 layout (constant_id = 0) const bool SPLIT_A = true;
 
 /* Staging, rows padded by 8 halves (16 bytes: conflict-free fragment loads):
@@ -177,6 +180,37 @@ pack4 (vec4 v)
 }
 #endif
 
+/* an element of C: store_c's, or with split-K this workgroup's raw sum into `part` */
+void
+emit_c (uint m, uint n, float v, uint M, uint N, uint split)
+{
+  if (split > 1u)
+    part[(gl_WorkGroupID.z * M + m) * N + n] = v;
+  else
+    store_c (m, n, v);
+}
+
+/* split-K's second dispatch: the sums of the `split` partial products of this workgroup's tile,
+ * through store_c (bias, layout); conv takes neighbouring m per lane, linear neighbouring n */
+void
+reduce_main (uint M, uint N, uint split)
+{
+  const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+  for (uint e = gl_LocalInvocationID.x; e < BM * BN; e += 256u) {
+#ifdef A_COL
+    const uint m = m0 + e % BM, n = n0 + e / BM;
+#else
+    const uint m = m0 + e / BN, n = n0 + e % BN;
+#endif
+    if (m >= M || n >= N)
+      continue;
+    float v = 0.0;
+    for (uint z = 0; z < split; z++)
+      v += part[(z * M + m) * N + n];
+    store_c (m, n, v);
+  }
+}
+
 /* fragment (fragment row fr, k offset kk) of the staged A halves `arr` */
 #ifdef A_COL
 #define LOAD_A(mat, arr, fr, kk) coop_load (mat, arr, (kk) * A_STRIDE + (fr) * TM, A_STRIDE, true)
@@ -205,14 +239,16 @@ pack4 (vec4 v)
       FRAG_RC (e, r, c);                                                                          \
       const uint m = m0 + (fm0 + (i)) * TM + r, n = n0 + (fn0 + (j)) * TN + c;                    \
       if (m < M && n < N)                                                                         \
-        store_c (m, n, Cs[scratch + e]);                                                          \
+        emit_c (m, n, Cs[scratch + e], M, N, split);                                              \
     }                                                                                             \
     subgroupBarrier ();                                                                           \
   }
 
 void
-matmul_main (uint M, uint N, uint K, bool vec)
+matmul_main (uint M, uint N, uint K, bool vec, uint kc, uint split)
 {
+  /* split-K: workgroup z takes k in [z·kc, min (K, (z + 1)·kc)) and writes its raw sums to `part` */
+  const uint kb = gl_WorkGroupID.z * kc, ke = min (K, kb + kc);
   const uint warp = gl_SubgroupID;
   const uint fm0 = (warp / WARPS_N) * WM, fn0 = (warp % WARPS_N) * WN;
   const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
@@ -225,24 +261,24 @@ matmul_main (uint M, uint N, uint K, bool vec)
 #else
   vec4 ra[A_UNITS];
 #endif
-  for (uint k0 = 0; k0 < K; k0 += BK) {
-    if (k0 == 0) {                       /* the first step's reads; later ones are prefetched below */
+  for (uint k0 = kb; k0 < ke; k0 += BK) {
+    if (k0 == kb) {                      /* the first step's reads; later ones are prefetched below */
       [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
         uint n, k;
         b_slot (s, n, k);
-        rb[s] = fetch_b (N, K, vec, n0 + n, k);
+        rb[s] = fetch_b (N, ke, vec, n0 + n, kb + k);
       }
 #ifdef A_COL
       [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
         uint m, k;
         a_slot (s, m, k);
-        ra[s] = (m0 + m < M && k < K) ? load_a (m0 + m, k) : 0.0;
+        ra[s] = (m0 + m < M && kb + k < ke) ? load_a (m0 + m, kb + k) : 0.0;
       }
 #else
       [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
         uint m, k;
         a_slot (s, m, k);
-        ra[s] = fetch_a4 (M, K, vec, m0 + m, k);
+        ra[s] = fetch_a4 (M, ke, vec, m0 + m, kb + k);
       }
 #endif
     }
@@ -272,24 +308,24 @@ matmul_main (uint M, uint N, uint K, bool vec)
     }
 #endif
     barrier ();
-    if (k0 + BK < K) {                   /* the next step's reads, in flight during the products */
+    if (k0 + BK < ke) {                  /* the next step's reads, in flight during the products */
       const uint k1 = k0 + BK;
       [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
         uint n, k;
         b_slot (s, n, k);
-        rb[s] = fetch_b (N, K, vec, n0 + n, k1 + k);
+        rb[s] = fetch_b (N, ke, vec, n0 + n, k1 + k);
       }
 #ifdef A_COL
       [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
         uint m, k;
         a_slot (s, m, k);
-        ra[s] = (m0 + m < M && k1 + k < K) ? load_a (m0 + m, k1 + k) : 0.0;
+        ra[s] = (m0 + m < M && k1 + k < ke) ? load_a (m0 + m, k1 + k) : 0.0;
       }
 #else
       [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
         uint m, k;
         a_slot (s, m, k);
-        ra[s] = fetch_a4 (M, K, vec, m0 + m, k1 + k);
+        ra[s] = fetch_a4 (M, ke, vec, m0 + m, k1 + k);
       }
 #endif
     }

@@ -265,6 +265,14 @@ test_conv2d (void)
   Case c2 = { 4, { 1, CI2, H2, W2 }, x2, .i0 = 1, .i1 = 1, .wdtype = EASEL_DTYPE_F16, .w = w2h,
               .wshape = { CO2, CI2, 3, 3 } };
   compare ("conv2d 3 -> 70 channels, 19 x 23", build_conv, &c2, NMSE_SAME);
+  /* few output tiles and a long K (the UNet's 3x3 convolutions at 8²): the cooperative shaders split K */
+  enum { CI3 = 96, H3 = 5, W3 = 6, CO3 = 24 };
+  g_autofree float *x3 = random_floats (r, 2 * CI3 * H3 * W3, 1), *w3 = random_floats (r, CO3 * CI3 * 9, 0.1);
+  g_autofree float *b3 = random_floats (r, CO3, 1);
+  g_autofree guint16 *w3h = to_f16 (w3, CO3 * CI3 * 9);
+  Case c3 = { 4, { 2, CI3, H3, W3 }, x3, .i0 = 1, .i1 = 1, .wdtype = EASEL_DTYPE_F16, .w = w3h, .b = b3,
+              .wshape = { CO3, CI3, 3, 3 } };
+  compare ("conv2d 96 -> 24 channels, 5 x 6, batch 2 (split K)", build_conv, &c3, NMSE_SAME);
   /* extra zeros at the bottom and right (the VAE downsampler: F.pad (0, 1, 0, 1), stride 2, pad 0):
    * the output size comes from the graph, reads past x are zeros */
   Case d = c;

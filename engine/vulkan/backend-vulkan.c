@@ -567,6 +567,11 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   if (!prepare_memory (vb, g, arena, readback, error)
       || !ensure_buffer (vb, &vb->arena, arena, EASEL_VK_DEVICE_LOCAL, "easel activations", error))
     return FALSE;
+  gsize splitk = 0;                      /* the split-K partials, sized before anything is recorded */
+  for (guint i = 0; i < n; i++)
+    splitk = MAX (splitk, easel_vk_splitk_bytes (vb, easel_graph_node (g, i)));
+  if (splitk > 0 && !ensure_buffer (vb, &vb->splitk, splitk, EASEL_VK_DEVICE_LOCAL, "easel split-k partials", error))
+    return FALSE;
 
   for (guint i = 0; i < n; i++) {
     EaselTensor *t = easel_graph_node (g, i);
@@ -722,6 +727,7 @@ vk_free (EaselBackend *b)
     easel_vk_buffer_clear (vb->dev, &vb->arena);
     easel_vk_buffer_clear (vb->dev, &vb->readback);
     easel_vk_buffer_clear (vb->dev, &vb->overflow);
+    easel_vk_buffer_clear (vb->dev, &vb->splitk);
   }
   for (int f = 0; f < 2; f++)   /* releases the slabs' counts */
     if (vb->weights[f])
@@ -751,6 +757,7 @@ easel_backend_new_vulkan (const char *device, GError **error)
   vb->fits_f16 = g_hash_table_new (g_direct_hash, g_direct_equal);
   vb->fingerprints = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   vb->lossy_f16 = g_strcmp0 (g_getenv ("EASEL_VULKAN_LOSSY_F16"), "1") == 0;
+  vb->splitk_off = g_strcmp0 (g_getenv ("EASEL_VULKAN_SPLITK"), "0") == 0;
   easel_vk_slabs_init (&vb->slabs, SLAB_BYTES, &vb->parent.memory);
   vb->dev = easel_vk_device_new (device, error);
   if (vb->dev == NULL

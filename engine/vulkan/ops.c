@@ -87,10 +87,98 @@ bound_elem_size (EaselVkBackend *vb, const EaselTensor *t, int s)
  * 4. Else `plain`. */
 static EaselVkPipelineId coop_variant (EaselVkBackend *vb, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain);
 
+/* Split-K: a cooperative product with fewer than SPLITK_GROUPS tiles leaves most of a large GPU
+ * idle while its few workgroups walk a long K (SD's 3x3 convolutions at 8² and 16²: K = 11520, 40
+ * tiles). It then runs as `split` workgroups per tile, each over kc of K, writing raw sums to
+ * vb->splitk, and a second dispatch adds them and stores (matmul_coop.glsl). */
+#define SPLITK_GROUPS 128
+#define SPLITK_MAX 16
+#define SPLITK_MIN_STEPS 4        /* K steps of 32 each chunk keeps at least */
+#define SPLITK_MAX_BYTES ((gsize) 64 << 20)
+
+static guint32
+splitk_plan (EaselVkBackend *vb, EaselVkPipelineId id, guint64 M, guint64 N, guint64 K, guint32 *kc)
+{
+  const EaselVkPipeline *pp = &vb->pl.p[id];
+  guint64 groups = ((M + pp->wg[1] - 1) / pp->wg[1]) * ((N + pp->wg[0] - 1) / pp->wg[0]);
+  *kc = (guint32) K;
+  if (vb->splitk_off || groups == 0 || groups >= SPLITK_GROUPS)
+    return 1;
+  guint64 s = MIN ((2 * SPLITK_GROUPS + groups - 1) / groups, K / (SPLITK_MIN_STEPS * 32));
+  s = MIN (s, SPLITK_MAX);
+  while (s > 1 && s * M * N * sizeof (float) > SPLITK_MAX_BYTES)
+    s--;
+  if (s < 2)
+    return 1;
+  guint64 c = ((K + s - 1) / s + 31) / 32 * 32;
+  *kc = (guint32) c;
+  return (guint32) ((K + c - 1) / c);
+}
+
+/* The cooperative variant for a matrix op with fp16 weights (bindings 4, 5: the overflow counter and
+ * the split-K partials, or the dummy buffer), else `plain`. */
 static EaselVkPipelineId
 matmul_variant (EaselVkBackend *vb, EaselTensor *t, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain)
 {
-  return is_matrix_f16 (vb, t, 1) ? coop_variant (vb, A, coop, plain) : plain;
+  if (!is_matrix_f16 (vb, t, 1) || coop_variant (vb, A, coop, plain) != coop)
+    return plain;
+  A->a[A->n] = (EaselVkArg) { &vb->dummy, 0, vb->dummy.size, FALSE };
+  A->off[A->n++] = 0;
+  return coop;
+}
+
+/* M, N, K of a linear or conv2d node */
+static void
+matmul_dims (const EaselTensor *t, guint64 *M, guint64 *N, guint64 *K)
+{
+  const EaselTensor *x = t->src[0], *w = t->src[1];
+  if (t->op == EASEL_OP_LINEAR) {
+    *K = (guint64) x->shape[x->n_dims - 1];
+    *N = (guint64) w->shape[0];
+    *M = (guint64) easel_tensor_numel (x) / MAX (*K, 1);
+  } else {
+    *M = (guint64) (t->shape[0] * t->shape[2] * t->shape[3]);
+    *N = (guint64) w->shape[0];
+    *K = (guint64) (w->shape[1] * w->shape[2] * w->shape[3]);
+  }
+}
+
+gsize
+easel_vk_splitk_bytes (EaselVkBackend *vb, EaselTensor *t)
+{
+  guint64 M, N, K;
+  guint32 kc;
+  EaselVkPipelineId id = t->op == EASEL_OP_LINEAR ? EASEL_VK_LINEAR_COOP : EASEL_VK_CONV2D_COOP;
+  if ((t->op != EASEL_OP_LINEAR && t->op != EASEL_OP_CONV2D) || vb->exact || !is_matrix_f16 (vb, t, 1)
+      || !easel_vk_pipeline_usable (vb->dev, &vb->pl, id))
+    return 0;
+  matmul_dims (t, &M, &N, &K);
+  guint32 split = splitk_plan (vb, id, M, N, K, &kc);
+  return split > 1 ? (gsize) split * M * N * sizeof (float) : 0;
+}
+
+/* Dispatches a cooperative product (push p with fields kc, split, reduce at the given offsets):
+ * one dispatch, or with split-K the split one and its reduction. */
+static gboolean
+dispatch_matmul (EaselVkBackend *vb, EaselTensor *t, EaselVkPipelineId id, Args *A, void *push, gsize push_size,
+                 guint32 *kc, guint32 *split, guint32 *reduce, GError **error)
+{
+  guint64 M, N, K;
+  matmul_dims (t, &M, &N, &K);
+  *split = splitk_plan (vb, id, M, N, K, kc);
+  *reduce = 0;
+  if (*split <= 1 || vb->splitk.buffer == NULL || vb->splitk.size < (gsize) *split * M * N * sizeof (float)) {
+    *split = 1;
+    *kc = (guint32) K;
+    return dispatch (vb, id, A, push, push_size, N, M, 1, error);
+  }
+  VkDeviceSize bytes = ((VkDeviceSize) *split * M * N * sizeof (float) + 3) / 4 * 4;
+  A->a[5] = (EaselVkArg) { &vb->splitk, 0, bytes, TRUE };
+  if (!dispatch (vb, id, A, push, push_size, N, M, *split, error))
+    return FALSE;
+  A->a[5].write = FALSE;
+  *reduce = 1;
+  return dispatch (vb, id, A, push, push_size, N, M, 1, error);
 }
 
 /* The cooperative-matrix variant `coop` when the device runs one and no fp16 overflow forced the
@@ -146,6 +234,8 @@ op_linear (EaselVkBackend *vb, EaselTensor *t, GError **error)
   EaselVkPipelineId id = matmul_variant (vb, t, &A, EASEL_VK_LINEAR_COOP,
                                          is_matrix_f16 (vb, t, 1) ? EASEL_VK_LINEAR_F16 : EASEL_VK_LINEAR_F32);
   p.vec = p.K % 8 == 0 && p.ldw % 8 == 0 && p.x_off % 8 == 0 && p.w_off % 8 == 0;
+  if (id == EASEL_VK_LINEAR_COOP)
+    return dispatch_matmul (vb, t, id, &A, &p, sizeof p, &p.kc, &p.split, &p.reduce, error);
   return dispatch (vb, id, &A, &p, sizeof p, p.N, p.M, 1, error);
 }
 
@@ -172,6 +262,8 @@ op_conv2d (EaselVkBackend *vb, EaselTensor *t, GError **error)
   EaselVkPipelineId id = matmul_variant (vb, t, &A, EASEL_VK_CONV2D_COOP,
                                          is_matrix_f16 (vb, t, 1) ? EASEL_VK_CONV2D_F16 : EASEL_VK_CONV2D_F32);
   p.vec = p.K % 8 == 0 && p.w_off % 8 == 0;
+  if (id == EASEL_VK_CONV2D_COOP)
+    return dispatch_matmul (vb, t, id, &A, &p, sizeof p, &p.kc, &p.split, &p.reduce, error);
   return dispatch (vb, id, &A, &p, sizeof p, p.N, p.M, 1, error);
 }
 

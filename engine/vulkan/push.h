@@ -9,9 +9,10 @@ typedef struct { guint32 n, nd, x_off, y_off, shape[8], stride[8]; } EaselVkCopy
 typedef struct { guint32 n, x_off, y_off; float s; } EaselVkUnaryPush;
 typedef struct { guint32 n, nd, a_off, b_off, y_off, pad0, pad1, pad2, shape[8], bstride[8]; } EaselVkBinaryPush;
 typedef struct { guint32 n, f, x_off, y_off; } EaselVkGegluPush;
-typedef struct { guint32 M, N, K, ldw, x_off, w_off, b_off, y_off, has_bias, vec; } EaselVkLinearPush;
+typedef struct { guint32 M, N, K, ldw, x_off, w_off, b_off, y_off, has_bias, vec, kc, split, reduce; } EaselVkLinearPush;
 typedef struct {
-  guint32 M, N, K, c_in, h, w, kh, kw, stride, pad_h, pad_w, out_h, out_w, x_off, w_off, b_off, y_off, has_bias, vec;
+  guint32 M, N, K, c_in, h, w, kh, kw, stride, pad_h, pad_w, out_h, out_w, x_off, w_off, b_off, y_off, has_bias, vec, kc,
+    split, reduce;
 } EaselVkConv2dPush;
 typedef struct {
   guint32 C, HW, G, n_groups, x_off, g_off, b_off, y_off, has_gamma, has_beta, silu;

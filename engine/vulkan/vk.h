@@ -183,7 +183,7 @@ typedef enum {
   EASEL_VK_N_PIPELINES
 } EaselVkPipelineId;
 
-#define EASEL_VK_MAX_BINDINGS 5
+#define EASEL_VK_MAX_BINDINGS 6
 #define EASEL_VK_PUSH_MAX 128
 
 typedef struct {
@@ -321,6 +321,8 @@ typedef struct {
   GHashTable *fingerprints;              /* const void *data -> guint64 *: what the caches above hold for it */
   gboolean lossy_f16;                    /* $EASEL_VULKAN_LOSSY_F16: round fp32 weights to fp16 anyway */
   EaselVkBuffer overflow;                /* one word the cooperative-matrix shaders count fp16 overflows in */
+  EaselVkBuffer splitk;                  /* split-K partial sums (ops.c), sized before recording */
+  gboolean splitk_off;                   /* $EASEL_VULKAN_SPLITK=0 */
   gboolean exact;                        /* record with the fp32 matrix shaders only (after an overflow) */
   EaselGraph *last;                      /* the graph of the last compute, for a rerun in fp32 */
   guint overflow_reruns;                 /* graphs run again in fp32 after an fp16 overflow */
@@ -346,6 +348,8 @@ gboolean easel_vk_tensor_arg (EaselVkBackend *vb, const EaselTensor *t, EaselVkW
 /* the weight format an op wants for source s of node t */
 EaselVkWeightFormat easel_vk_weight_format (EaselVkBackend *vb, const EaselTensor *t, int s);
 gboolean easel_vk_run_node (EaselVkBackend *vb, EaselTensor *t, GError **error);
+/* Bytes of split-K partial sums node t needs (0: it does not split), for sizing vb->splitk. */
+gsize    easel_vk_splitk_bytes (EaselVkBackend *vb, EaselTensor *t);
 
 /* replay.c. init after cmd's init; clear before it (restores cmd's own buffer; prints the figures
  * under $EASEL_PROFILE). */
