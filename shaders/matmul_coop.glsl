@@ -244,6 +244,31 @@ reduce_main (uint M, uint N, uint split)
     subgroupBarrier ();                                                                           \
   }
 
+/* this invocation's global reads of the step at k1 into rb and ra (matmul_main's locals) */
+#ifdef A_COL
+#define FETCH_A(k1)                                                                               \
+  [[unroll]] for (uint s = 0; s < A_LOADS; s++) {                                                 \
+    uint m, k;                                                                                    \
+    a_slot (s, m, k);                                                                             \
+    ra[s] = (m0 + m < M && (k1) + k < ke) ? load_a (m0 + m, (k1) + k) : 0.0;                      \
+  }
+#else
+#define FETCH_A(k1)                                                                               \
+  [[unroll]] for (uint s = 0; s < A_UNITS; s++) {                                                 \
+    uint m, k;                                                                                    \
+    a_slot (s, m, k);                                                                             \
+    ra[s] = fetch_a4 (M, ke, vec, m0 + m, (k1) + k);                                              \
+  }
+#endif
+#define FETCH_STEP(k1) {                                                                          \
+    [[unroll]] for (uint s = 0; s < B_UNITS; s++) {                                               \
+      uint n, k;                                                                                  \
+      b_slot (s, n, k);                                                                           \
+      rb[s] = fetch_b (N, ke, vec, n0 + n, (k1) + k);                                             \
+    }                                                                                             \
+    FETCH_A (k1);                                                                                 \
+  }
+
 void
 matmul_main (uint M, uint N, uint K, bool vec, uint kc, uint split)
 {
@@ -261,27 +286,8 @@ matmul_main (uint M, uint N, uint K, bool vec, uint kc, uint split)
 #else
   vec4 ra[A_UNITS];
 #endif
+  FETCH_STEP (kb);                       /* the first step's reads; later ones are prefetched below */
   for (uint k0 = kb; k0 < ke; k0 += BK) {
-    if (k0 == kb) {                      /* the first step's reads; later ones are prefetched below */
-      [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
-        uint n, k;
-        b_slot (s, n, k);
-        rb[s] = fetch_b (N, ke, vec, n0 + n, kb + k);
-      }
-#ifdef A_COL
-      [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
-        uint m, k;
-        a_slot (s, m, k);
-        ra[s] = (m0 + m < M && kb + k < ke) ? load_a (m0 + m, kb + k) : 0.0;
-      }
-#else
-      [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
-        uint m, k;
-        a_slot (s, m, k);
-        ra[s] = fetch_a4 (M, ke, vec, m0 + m, kb + k);
-      }
-#endif
-    }
     barrier ();                          /* the last step's products have read the staging */
     [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
       uint n, k;
@@ -308,27 +314,8 @@ matmul_main (uint M, uint N, uint K, bool vec, uint kc, uint split)
     }
 #endif
     barrier ();
-    if (k0 + BK < ke) {                  /* the next step's reads, in flight during the products */
-      const uint k1 = k0 + BK;
-      [[unroll]] for (uint s = 0; s < B_UNITS; s++) {
-        uint n, k;
-        b_slot (s, n, k);
-        rb[s] = fetch_b (N, ke, vec, n0 + n, k1 + k);
-      }
-#ifdef A_COL
-      [[unroll]] for (uint s = 0; s < A_LOADS; s++) {
-        uint m, k;
-        a_slot (s, m, k);
-        ra[s] = (m0 + m < M && k1 + k < ke) ? load_a (m0 + m, k1 + k) : 0.0;
-      }
-#else
-      [[unroll]] for (uint s = 0; s < A_UNITS; s++) {
-        uint m, k;
-        a_slot (s, m, k);
-        ra[s] = fetch_a4 (M, ke, vec, m0 + m, k1 + k);
-      }
-#endif
-    }
+    if (k0 + BK < ke)                    /* the next step's reads, in flight during the products */
+      FETCH_STEP (k0 + BK);
     for (uint kk = 0; kk < BK; kk += TK) {
       MAT_A a0, a1;
       MAT_B b0, b1;

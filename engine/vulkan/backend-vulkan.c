@@ -555,14 +555,13 @@ vk_compute (EaselBackend *b, EaselGraph *g, GError **error)
   EaselVkBackend *vb = (EaselVkBackend *) b;
   guint n = easel_graph_n_nodes (g);
   Upload u = { vb, 0, FALSE };
-  VkDeviceSize readback = OVERFLOW_SLOT;          /* [0, 64): the fp16 overflow counter */
   g_autoptr(GArray) copies = g_array_new (FALSE, FALSE, sizeof (VkBufferCopy));
 
   if (!easel_vk_cmd_wait (vb->dev, &vb->cmd, error))
     return FALSE;
   g_hash_table_remove_all (vb->outputs);
   gsize arena = easel_graph_plan (g);
-  readback = plan_readback (g, vb->outputs, copies);
+  VkDeviceSize readback = plan_readback (g, vb->outputs, copies);
   vb->serial++;
   if (!prepare_memory (vb, g, arena, readback, error)
       || !ensure_buffer (vb, &vb->arena, arena, EASEL_VK_DEVICE_LOCAL, "easel activations", error))

@@ -82,10 +82,18 @@ bound_elem_size (EaselVkBackend *vb, const EaselTensor *t, int s)
   return easel_dtype_size (x->dtype);
 }
 
-/* The cooperative-matrix variant `coop` for a matrix op whose weight (source 1) is fp16, when the
- * device runs one and no fp16 overflow forced the exact path; binds the overflow counter as binding
- * 4. Else `plain`. */
-static EaselVkPipelineId coop_variant (EaselVkBackend *vb, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain);
+/* The cooperative-matrix variant `coop` when the device runs one and no fp16 overflow forced the
+ * exact path, with the overflow counter bound as binding 4; else `plain`. */
+static EaselVkPipelineId
+coop_variant (EaselVkBackend *vb, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain)
+{
+  if (vb->exact || !easel_vk_pipeline_usable (vb->dev, &vb->pl, coop))
+    return plain;
+  /* atomic adds only: no ordering between dispatches needed, so not a tracked write */
+  A->a[A->n] = (EaselVkArg) { &vb->overflow, 0, vb->overflow.size, FALSE };
+  A->off[A->n++] = 0;
+  return coop;
+}
 
 /* Split-K: a cooperative product with fewer than SPLITK_GROUPS tiles leaves most of a large GPU
  * idle while its few workgroups walk a long K (SD's 3x3 convolutions at 8² and 16²: K = 11520, 40
@@ -181,18 +189,6 @@ dispatch_matmul (EaselVkBackend *vb, EaselTensor *t, EaselVkPipelineId id, Args 
   return dispatch (vb, id, A, push, push_size, N, M, 1, error);
 }
 
-/* The cooperative-matrix variant `coop` when the device runs one and no fp16 overflow forced the
- * exact path, with the overflow counter bound as binding 4; else `plain`. */
-static EaselVkPipelineId
-coop_variant (EaselVkBackend *vb, Args *A, EaselVkPipelineId coop, EaselVkPipelineId plain)
-{
-  if (vb->exact || !easel_vk_pipeline_usable (vb->dev, &vb->pl, coop))
-    return plain;
-  /* atomic adds only: no ordering between dispatches needed, so not a tracked write */
-  A->a[A->n] = (EaselVkArg) { &vb->overflow, 0, vb->overflow.size, FALSE };
-  A->off[A->n++] = 0;
-  return coop;
-}
 
 static gboolean
 op_copy (EaselVkBackend *vb, EaselTensor *t, GError **error)
